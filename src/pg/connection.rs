@@ -1,0 +1,701 @@
+//! One Postgres connection as a state machine driven by readiness events.
+//!
+//! Phases: `Connecting` (non-blocking connect in flight) -> `Authenticating`
+//! (startup sent; trust, cleartext, MD5 or SCRAM-SHA-256) -> `Starting`
+//! (AuthenticationOk; ParameterStatus/BackendKeyData until ReadyForQuery) ->
+//! `Preparing` (Parse + Describe of every statement, checked against the
+//! declared types) -> `Ready`.
+//!
+//! In `Ready`, requests are `Bind/Execute/Sync` appended to `write_buf`, and
+//! `pending` is the FIFO of requests whose answers have not arrived: the
+//! server answers strictly in order and every request ends with its own
+//! ReadyForQuery, so the front of the FIFO owns everything up to the next
+//! `Z`. Messages of an answer stay in `read_buf` until that `Z` arrives, then
+//! the caller sees them in place (`Rows`) and they are dropped.
+
+use std::collections::VecDeque;
+use std::io::{self, Read, Write};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Instant;
+
+use bytes::{Buf, BytesMut};
+use mio::event::Source;
+use mio::net::{TcpStream, UnixStream};
+use mio::{Interest, Registry, Token};
+use postgres_protocol::authentication::md5_hash;
+use postgres_protocol::authentication::sasl::{ChannelBinding, ScramSha256, SCRAM_SHA_256};
+use postgres_protocol::message::frontend;
+use postgres_protocol::IsNull;
+
+use crate::config::PG_MESSAGE_BYTES_MAX;
+use crate::pg::backend::{self, tag, AuthRequest, DbError, ProtocolError};
+use crate::pg::reply::{Reply, Rows};
+use crate::pg::types::{Param, Statement, StatementId};
+use crate::pg::url::ConnectConfig;
+
+const READ_BUF_BYTES_INITIAL: usize = 16 * 1024;
+/// One answer is kept whole in the read buffer until its ReadyForQuery.
+const READ_BUF_BYTES_MAX: usize = 2 * PG_MESSAGE_BYTES_MAX;
+const WRITE_BUF_BYTES_INITIAL: usize = 16 * 1024;
+/// All parameters and all result columns travel in binary format.
+const BINARY: i16 = 1;
+
+/// Where to connect, after name resolution.
+#[derive(Debug, Clone)]
+pub(crate) enum Target<'a> {
+    Tcp(SocketAddr),
+    Unix(&'a Path),
+}
+
+enum Socket {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
+impl Socket {
+    fn source(&mut self) -> &mut dyn Source {
+        match self {
+            Socket::Tcp(s) => s,
+            Socket::Unix(s) => s,
+        }
+    }
+
+    /// `Ok(true)` once a non-blocking connect has completed (mio's recipe:
+    /// check `take_error`, then whether the peer address is known).
+    fn is_connected(&mut self) -> io::Result<bool> {
+        let (error, peer) = match self {
+            Socket::Tcp(s) => (s.take_error()?, s.peer_addr().map(|_| ())),
+            Socket::Unix(s) => (s.take_error()?, s.peer_addr().map(|_| ())),
+        };
+        if let Some(e) = error {
+            return Err(e);
+        }
+        match peer {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+impl Read for Socket {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Socket::Tcp(s) => s.read(buf),
+            Socket::Unix(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Socket {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Socket::Tcp(s) => s.write(buf),
+            Socket::Unix(s) => s.write(buf),
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PrepareStep {
+    ParseComplete,
+    ParameterDescription,
+    RowDescription,
+}
+
+enum Phase {
+    Connecting,
+    Authenticating { scram: Option<Box<ScramSha256>> },
+    Starting,
+    Preparing { statement: usize, step: PrepareStep },
+    Ready,
+}
+
+/// A request written to this connection and not yet answered.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Pending {
+    pub tag: u64,
+    pub statement: StatementId,
+    pub sent_at: Instant,
+}
+
+/// Why a connection had to be closed; the pool logs it and fails whatever
+/// was pending on the connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectionError(pub String);
+
+impl From<ProtocolError> for ConnectionError {
+    #[cold]
+    fn from(e: ProtocolError) -> Self {
+        ConnectionError(format!("protocol error: {}", e.0))
+    }
+}
+
+impl From<io::Error> for ConnectionError {
+    #[cold]
+    fn from(e: io::Error) -> Self {
+        ConnectionError(format!("socket error: {e}"))
+    }
+}
+
+/// What the connection needs to know about its surroundings while it works.
+pub(crate) struct Context<'a> {
+    pub config: &'a ConnectConfig,
+    pub statements: &'a [Statement],
+}
+
+pub(crate) struct Connection {
+    socket: Socket,
+    phase: Phase,
+    /// Unconsumed input is `read_buf[read_head..read_tail]`; `scan` is where
+    /// the next unexamined message starts (inside the answer being collected).
+    read_buf: Vec<u8>,
+    read_head: usize,
+    read_tail: usize,
+    scan: usize,
+    /// Start of an ErrorResponse inside the answer being collected.
+    answer_error_at: Option<usize>,
+    write_buf: BytesMut,
+    pending: VecDeque<Pending>,
+    pub opened_at: Instant,
+}
+
+impl Connection {
+    /// Starts a non-blocking connect and queues the startup message.
+    pub fn open(
+        target: Target<'_>,
+        config: &ConnectConfig,
+        registry: &Registry,
+        token: Token,
+        pipeline_depth_max: usize,
+        now: Instant,
+    ) -> io::Result<Connection> {
+        let mut socket = match target {
+            Target::Tcp(addr) => Socket::Tcp(TcpStream::connect(addr)?),
+            Target::Unix(path) => Socket::Unix(UnixStream::connect(path)?),
+        };
+        // Edge-triggered: both interests stay registered for the connection's
+        // life, and a WRITABLE edge only fires after a full send buffer drains.
+        registry.register(
+            socket.source(),
+            token,
+            Interest::READABLE | Interest::WRITABLE,
+        )?;
+        let mut write_buf = BytesMut::with_capacity(WRITE_BUF_BYTES_INITIAL);
+        let params = [
+            ("user", config.user.as_str()),
+            ("database", config.database.as_str()),
+            ("application_name", config.application_name.as_str()),
+            ("client_encoding", "UTF8"),
+        ];
+        frontend::startup_message(params, &mut write_buf)?;
+        Ok(Connection {
+            socket,
+            phase: Phase::Connecting,
+            read_buf: vec![0; READ_BUF_BYTES_INITIAL],
+            read_head: 0,
+            read_tail: 0,
+            scan: 0,
+            answer_error_at: None,
+            write_buf,
+            pending: VecDeque::with_capacity(pipeline_depth_max),
+            opened_at: now,
+        })
+    }
+
+    pub fn is_ready(&self) -> bool {
+        matches!(self.phase, Phase::Ready)
+    }
+
+    pub fn in_flight(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// When the oldest unanswered request was written.
+    pub fn oldest_sent_at(&self) -> Option<Instant> {
+        self.pending.front().map(|p| p.sent_at)
+    }
+
+    pub fn has_unsent_bytes(&self) -> bool {
+        !self.write_buf.is_empty()
+    }
+
+    /// Appends one request (Bind, Execute, Sync) to the outgoing buffer.
+    pub fn push_request(
+        &mut self,
+        tag: u64,
+        id: StatementId,
+        statement: &Statement,
+        params: &[Param<'_>],
+        now: Instant,
+    ) {
+        debug_assert!(self.is_ready());
+        encode_request(&mut self.write_buf, statement, params);
+        self.pending.push_back(Pending {
+            tag,
+            statement: id,
+            sent_at: now,
+        });
+    }
+
+    /// Appends a request that was encoded earlier (it waited in the pool's
+    /// queue): `bytes` is exactly its Bind, Execute and Sync.
+    pub fn push_encoded(&mut self, tag: u64, statement: StatementId, bytes: &[u8], now: Instant) {
+        debug_assert!(self.is_ready());
+        self.write_buf.extend_from_slice(bytes);
+        self.pending.push_back(Pending {
+            tag,
+            statement,
+            sent_at: now,
+        });
+    }
+
+    /// Takes every unanswered request off the connection (it is being closed).
+    pub fn drain_pending(&mut self) -> impl Iterator<Item = Pending> + '_ {
+        self.pending.drain(..)
+    }
+
+    pub fn deregister(&mut self, registry: &Registry) {
+        // Closing the socket would drop it from epoll anyway; deregistering
+        // first keeps mio's bookkeeping exact. Failure changes nothing.
+        let _ = registry.deregister(self.socket.source());
+    }
+
+    /// Queues a Terminate so the server ends the session cleanly.
+    pub fn terminate(&mut self) {
+        frontend::terminate(&mut self.write_buf);
+    }
+
+    /// Handles a readiness event: completes the connect, reads and processes
+    /// everything available, writes whatever the startup dialogue produced.
+    /// Answers to requests go to `on_reply`.
+    pub fn on_event(
+        &mut self,
+        readable: bool,
+        writable: bool,
+        ctx: &Context<'_>,
+        on_reply: &mut dyn FnMut(u64, Reply<'_>),
+    ) -> Result<(), ConnectionError> {
+        if let Phase::Connecting = self.phase {
+            let connected = self
+                .socket
+                .is_connected()
+                .map_err(|e| ConnectionError(format!("cannot connect: {e}")))?;
+            if !connected {
+                return Ok(()); // spurious wake-up: still connecting
+            }
+            if let Socket::Tcp(s) = &self.socket {
+                // Requests are small and latency matters: no Nagle delay.
+                s.set_nodelay(true)?;
+            }
+            self.phase = Phase::Authenticating { scram: None };
+        }
+        if readable {
+            self.read_and_process(ctx, on_reply)?;
+        }
+        if writable || !self.is_ready() {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Writes as much of the outgoing buffer as the socket takes.
+    pub fn flush(&mut self) -> Result<(), ConnectionError> {
+        if let Phase::Connecting = self.phase {
+            return Ok(());
+        }
+        while !self.write_buf.is_empty() {
+            match self.socket.write(&self.write_buf) {
+                Ok(0) => return Err(ConnectionError("server closed the connection".into())),
+                Ok(n) => self.write_buf.advance(n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
+
+    /// Edge-triggered: read until the socket would block, processing each
+    /// chunk as it arrives so the buffer holds at most one unfinished answer
+    /// plus whatever follows it.
+    fn read_and_process(
+        &mut self,
+        ctx: &Context<'_>,
+        on_reply: &mut dyn FnMut(u64, Reply<'_>),
+    ) -> Result<(), ConnectionError> {
+        loop {
+            self.make_room()?;
+            match self.socket.read(&mut self.read_buf[self.read_tail..]) {
+                Ok(0) => return Err(ConnectionError("server closed the connection".into())),
+                Ok(n) => {
+                    self.read_tail += n;
+                    self.process(ctx, on_reply)?;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    fn make_room(&mut self) -> Result<(), ConnectionError> {
+        if self.read_head == self.read_tail {
+            self.read_head = 0;
+            self.read_tail = 0;
+            self.scan = 0;
+            self.answer_error_at = None;
+        }
+        if self.read_tail < self.read_buf.len() {
+            return Ok(());
+        }
+        if self.read_head > 0 {
+            let shift = self.read_head;
+            self.read_buf.copy_within(shift..self.read_tail, 0);
+            self.read_tail -= shift;
+            self.scan -= shift;
+            self.answer_error_at = self.answer_error_at.map(|at| at - shift);
+            self.read_head = 0;
+        } else if self.read_buf.len() < READ_BUF_BYTES_MAX {
+            let grown = (self.read_buf.len() * 2).min(READ_BUF_BYTES_MAX);
+            self.read_buf.resize(grown, 0);
+        } else {
+            return Err(ConnectionError(
+                "answer exceeds the read buffer limit".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    fn process(
+        &mut self,
+        ctx: &Context<'_>,
+        on_reply: &mut dyn FnMut(u64, Reply<'_>),
+    ) -> Result<(), ConnectionError> {
+        loop {
+            let Some((frame, len)) =
+                backend::next_frame(&self.read_buf[self.scan..self.read_tail])?
+            else {
+                return Ok(());
+            };
+            let start = self.scan;
+            let (tag, body) = (frame.tag, start + 5..start + len);
+            self.scan += len;
+            if self.is_ready() {
+                self.on_answer_message(tag, start, body, ctx, on_reply)?;
+            } else {
+                self.on_startup_message(tag, body, ctx)?;
+                self.read_head = self.scan;
+            }
+        }
+    }
+
+    fn on_answer_message(
+        &mut self,
+        tag: u8,
+        start: usize,
+        body: std::ops::Range<usize>,
+        ctx: &Context<'_>,
+        on_reply: &mut dyn FnMut(u64, Reply<'_>),
+    ) -> Result<(), ConnectionError> {
+        let answering = self.pending.front().copied();
+        match tag {
+            // Out-of-band: not part of any answer. Between answers they are
+            // dropped at once; inside one the row iterator skips them.
+            tag::NOTICE_RESPONSE | tag::PARAMETER_STATUS | tag::NOTIFICATION_RESPONSE => {
+                if self.read_head == start {
+                    self.read_head = self.scan;
+                }
+                return Ok(());
+            }
+            tag::ERROR_RESPONSE => {
+                let error = DbError::parse(&self.read_buf[body])?;
+                if error.ends_session() {
+                    return Err(ConnectionError(format!(
+                        "server ended the session: {}",
+                        error.message
+                    )));
+                }
+                if self.answer_error_at.is_none() {
+                    self.answer_error_at = Some(start);
+                }
+            }
+            tag::DATA_ROW => {
+                let pending =
+                    answering.ok_or_else(|| ProtocolError::new("data row with no request"))?;
+                let columns = ctx.statements[pending.statement].column_types;
+                backend::validate_data_row(&self.read_buf[body], columns)?;
+            }
+            tag::BIND_COMPLETE
+            | tag::COMMAND_COMPLETE
+            | tag::EMPTY_QUERY_RESPONSE
+            | tag::NO_DATA
+            | tag::PORTAL_SUSPENDED => {}
+            tag::READY_FOR_QUERY => {
+                let pending = self
+                    .pending
+                    .pop_front()
+                    .ok_or_else(|| ProtocolError::new("ReadyForQuery with no request"))?;
+                let answer = &self.read_buf[self.read_head..start];
+                let reply = match self.answer_error_at {
+                    Some(at) => {
+                        let (frame, _) = backend::next_frame(&self.read_buf[at..self.scan])?
+                            .ok_or_else(|| ProtocolError::new("error message vanished"))?;
+                        Reply::Failed(DbError::parse(frame.body)?)
+                    }
+                    None => Reply::Rows(Rows::new(answer)),
+                };
+                on_reply(pending.tag, reply);
+                self.answer_error_at = None;
+                self.read_head = self.scan;
+                return Ok(());
+            }
+            other => {
+                return Err(ProtocolError::new(format!(
+                    "unexpected message {:?} in an answer",
+                    other as char
+                ))
+                .into())
+            }
+        }
+        if answering.is_none() {
+            return Err(
+                ProtocolError::new(format!("message {:?} with no request", tag as char)).into(),
+            );
+        }
+        Ok(())
+    }
+
+    fn on_startup_message(
+        &mut self,
+        tag: u8,
+        body: std::ops::Range<usize>,
+        ctx: &Context<'_>,
+    ) -> Result<(), ConnectionError> {
+        let body = &self.read_buf[body];
+        match tag {
+            tag::NOTICE_RESPONSE | tag::PARAMETER_STATUS | tag::BACKEND_KEY_DATA => return Ok(()),
+            tag::ERROR_RESPONSE => return Err(startup_error(body, &self.phase, ctx)),
+            _ => {}
+        }
+        match &mut self.phase {
+            Phase::Authenticating { scram } if tag == tag::AUTHENTICATION => {
+                let request = backend::auth_request(body)?;
+                if let Some(next) = authenticate(request, scram, ctx.config, &mut self.write_buf)? {
+                    self.phase = next;
+                }
+            }
+            Phase::Starting if tag == tag::READY_FOR_QUERY => {
+                self.phase = if ctx.statements.is_empty() {
+                    Phase::Ready
+                } else {
+                    encode_prepares(ctx.statements, &mut self.write_buf)?;
+                    Phase::Preparing {
+                        statement: 0,
+                        step: PrepareStep::ParseComplete,
+                    }
+                };
+            }
+            Phase::Preparing { statement, step } => {
+                if let Some(next) = check_prepare(tag, body, statement, step, ctx.statements)? {
+                    self.phase = next;
+                }
+            }
+            _ => {
+                return Err(ProtocolError::new(format!(
+                    "unexpected message {:?} during startup",
+                    tag as char
+                ))
+                .into())
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Answers one authentication request. Returns the next phase when
+/// authentication is complete.
+fn authenticate(
+    request: AuthRequest<'_>,
+    scram: &mut Option<Box<ScramSha256>>,
+    config: &ConnectConfig,
+    out: &mut BytesMut,
+) -> Result<Option<Phase>, ConnectionError> {
+    let password = || {
+        config.password.as_deref().ok_or_else(|| {
+            ConnectionError("the server asks for a password and DATABASE_URL has none".into())
+        })
+    };
+    match request {
+        AuthRequest::Ok => return Ok(Some(Phase::Starting)),
+        AuthRequest::Cleartext => frontend::password_message(password()?.as_bytes(), out)?,
+        AuthRequest::Md5 { salt } => {
+            let hash = md5_hash(config.user.as_bytes(), password()?.as_bytes(), salt);
+            frontend::password_message(hash.as_bytes(), out)?;
+        }
+        AuthRequest::Sasl { mechanisms } => {
+            if !backend::sasl_offers_scram_sha_256(mechanisms) {
+                return Err(ConnectionError(
+                    "the server offers no SASL mechanism we support (SCRAM-SHA-256)".into(),
+                ));
+            }
+            // No TLS, so no channel binding to offer.
+            let state = ScramSha256::new(password()?.as_bytes(), ChannelBinding::unsupported());
+            frontend::sasl_initial_response(SCRAM_SHA_256, state.message(), out)?;
+            *scram = Some(Box::new(state));
+        }
+        AuthRequest::SaslContinue { data } => {
+            let state = scram
+                .as_mut()
+                .ok_or_else(|| ProtocolError::new("SASL continue before SASL start"))?;
+            state
+                .update(data)
+                .map_err(|e| ConnectionError(format!("SCRAM: {e}")))?;
+            frontend::sasl_response(state.message(), out)?;
+        }
+        AuthRequest::SaslFinal { data } => {
+            let state = scram
+                .as_mut()
+                .ok_or_else(|| ProtocolError::new("SASL final before SASL start"))?;
+            // Verifies the server's signature: it knows the password too.
+            state
+                .finish(data)
+                .map_err(|e| ConnectionError(format!("SCRAM: server signature: {e}")))?;
+        }
+        AuthRequest::Unsupported(code) => {
+            return Err(ConnectionError(format!(
+                "unsupported authentication method (code {code})"
+            )))
+        }
+    }
+    Ok(None)
+}
+
+#[cold]
+fn startup_error(body: &[u8], phase: &Phase, ctx: &Context<'_>) -> ConnectionError {
+    let error = match DbError::parse(body) {
+        Ok(e) => e,
+        Err(e) => return e.into(),
+    };
+    let during = match phase {
+        Phase::Preparing { statement, .. } => {
+            let name = ctx.statements.get(*statement).map_or("?", |s| s.name);
+            format!("preparing statement {name}")
+        }
+        Phase::Authenticating { .. } => "authentication".to_string(),
+        _ => "startup".to_string(),
+    };
+    ConnectionError(format!(
+        "{during} failed: {} ({} {})",
+        error.message, error.severity, error.code
+    ))
+}
+
+/// Parse + Describe for every statement, then one Sync.
+fn encode_prepares(statements: &[Statement], out: &mut BytesMut) -> io::Result<()> {
+    for statement in statements {
+        frontend::parse(
+            statement.name,
+            statement.sql,
+            statement.param_types.iter().copied(),
+            out,
+        )?;
+        frontend::describe(b'S', statement.name, out)?;
+    }
+    frontend::sync(out);
+    Ok(())
+}
+
+/// One step of checking the server's description of each prepared statement
+/// against the declared types. Returns the next phase when all are done.
+fn check_prepare(
+    tag: u8,
+    body: &[u8],
+    statement: &mut usize,
+    step: &mut PrepareStep,
+    statements: &[Statement],
+) -> Result<Option<Phase>, ConnectionError> {
+    let expected = (*statement < statements.len()).then(|| &statements[*statement]);
+    match (tag, *step, expected) {
+        (tag::PARSE_COMPLETE, PrepareStep::ParseComplete, Some(_)) => {
+            *step = PrepareStep::ParameterDescription
+        }
+        (tag::PARAMETER_DESCRIPTION, PrepareStep::ParameterDescription, Some(s)) => {
+            let actual = backend::parameter_types(body)?;
+            if actual != s.param_types {
+                return Err(mismatch(s, "parameter", s.param_types, &actual));
+            }
+            *step = PrepareStep::RowDescription;
+        }
+        (tag::ROW_DESCRIPTION | tag::NO_DATA, PrepareStep::RowDescription, Some(s)) => {
+            let actual: Vec<u32> = if tag == tag::NO_DATA {
+                Vec::new()
+            } else {
+                backend::row_description(body)?
+                    .into_iter()
+                    .map(|(_, t)| t)
+                    .collect()
+            };
+            if actual != s.column_types {
+                return Err(mismatch(s, "column", s.column_types, &actual));
+            }
+            *statement += 1;
+            *step = PrepareStep::ParseComplete;
+        }
+        (tag::READY_FOR_QUERY, PrepareStep::ParseComplete, None) => return Ok(Some(Phase::Ready)),
+        _ => {
+            return Err(ProtocolError::new(format!(
+                "unexpected message {:?} while preparing",
+                tag as char
+            ))
+            .into())
+        }
+    }
+    Ok(None)
+}
+
+#[cold]
+fn mismatch(
+    statement: &Statement,
+    what: &str,
+    expected: &[u32],
+    actual: &[u32],
+) -> ConnectionError {
+    ConnectionError(format!(
+        "statement {} does not match the database: {what} types are {actual:?} (type OIDs), the code expects {expected:?}",
+        statement.name
+    ))
+}
+
+/// Bind (unnamed portal, binary parameters and results), Execute, Sync: the
+/// Sync makes each request its own implicit transaction and error scope.
+pub(crate) fn encode_request(out: &mut BytesMut, statement: &Statement, params: &[Param<'_>]) {
+    let result = frontend::bind(
+        "",
+        statement.name,
+        [BINARY],
+        params.iter(),
+        |param, buf| {
+            Ok(if param.encode(buf) {
+                IsNull::No
+            } else {
+                IsNull::Yes
+            })
+        },
+        [BINARY],
+        out,
+    );
+    // Only more than 32767 parameters or a value over 2 GiB can fail; both
+    // are programmer errors given the bounded inputs the API validates.
+    assert!(
+        result.is_ok(),
+        "bind message for {} cannot be encoded",
+        statement.name
+    );
+    frontend::execute("", 0, out).expect("unnamed portal encodes");
+    frontend::sync(out);
+}

@@ -1,0 +1,214 @@
+//! `DATABASE_URL` parsing: `postgres://user:password@host:port/dbname` for TCP,
+//! `postgres://user:password@/dbname?host=/run/postgresql` for a Unix-domain
+//! socket (libpq's convention: a `host` starting with `/` is a directory).
+
+use std::path::PathBuf;
+
+const DEFAULT_PORT: u16 = 5432;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Endpoint {
+    Tcp {
+        host: String,
+        port: u16,
+    },
+    /// Full path of the socket file, e.g. `/run/postgresql/.s.PGSQL.5432`.
+    Unix(PathBuf),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConnectConfig {
+    pub endpoint: Endpoint,
+    pub user: String,
+    pub password: Option<String>,
+    pub database: String,
+    pub application_name: String,
+}
+
+impl ConnectConfig {
+    /// Parses a `postgres://` or `postgresql://` URL. Query parameters other
+    /// than `host`, `port` and `application_name` are ignored.
+    pub fn from_url(url: &str) -> Result<ConnectConfig, String> {
+        let rest = url
+            .strip_prefix("postgres://")
+            .or_else(|| url.strip_prefix("postgresql://"))
+            .ok_or("DATABASE_URL must start with postgres://")?;
+        let (before_query, query) = match rest.split_once('?') {
+            Some((a, q)) => (a, q),
+            None => (rest, ""),
+        };
+        let (authority, database) = match before_query.split_once('/') {
+            Some((a, d)) => (a, percent_decode(d)?),
+            None => (before_query, String::new()),
+        };
+        let (userinfo, hostport) = match authority.rsplit_once('@') {
+            Some((u, h)) => (u, h),
+            None => ("", authority),
+        };
+        let (user, password) = match userinfo.split_once(':') {
+            Some((u, p)) => (percent_decode(u)?, Some(percent_decode(p)?)),
+            None => (percent_decode(userinfo)?, None),
+        };
+        let (mut host, mut port) = split_host_port(hostport)?;
+        let mut application_name = String::from("flashsale");
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            let value = percent_decode(value)?;
+            match key {
+                "host" => host = value,
+                "port" => port = Some(parse_port(&value)?),
+                "application_name" => application_name = value,
+                _ => {}
+            }
+        }
+        let user = if user.is_empty() {
+            "postgres".to_string()
+        } else {
+            user
+        };
+        let database = if database.is_empty() {
+            user.clone()
+        } else {
+            database
+        };
+        let port = port.unwrap_or(DEFAULT_PORT);
+        let endpoint = if host.starts_with('/') {
+            Endpoint::Unix(PathBuf::from(host).join(format!(".s.PGSQL.{port}")))
+        } else if host.is_empty() {
+            return Err("DATABASE_URL has no host".into());
+        } else {
+            Endpoint::Tcp { host, port }
+        };
+        Ok(ConnectConfig {
+            endpoint,
+            user,
+            password,
+            database,
+            application_name,
+        })
+    }
+}
+
+fn split_host_port(hostport: &str) -> Result<(String, Option<u16>), String> {
+    // Bracketed IPv6 literal: [::1]:5432
+    if let Some(rest) = hostport.strip_prefix('[') {
+        let (host, after) = rest
+            .split_once(']')
+            .ok_or("unclosed [ in DATABASE_URL host")?;
+        let port = match after.strip_prefix(':') {
+            Some(p) => Some(parse_port(p)?),
+            None if after.is_empty() => None,
+            None => return Err("unexpected text after ] in DATABASE_URL host".into()),
+        };
+        return Ok((host.to_string(), port));
+    }
+    match hostport.rsplit_once(':') {
+        Some((host, port)) => Ok((percent_decode(host)?, Some(parse_port(port)?))),
+        None => Ok((percent_decode(hostport)?, None)),
+    }
+}
+
+fn parse_port(text: &str) -> Result<u16, String> {
+    text.parse::<u16>()
+        .ok()
+        .filter(|p| *p != 0)
+        .ok_or_else(|| format!("invalid port {text:?} in DATABASE_URL"))
+}
+
+fn percent_decode(text: &str) -> Result<String, String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = bytes
+                .get(i + 1..i + 3)
+                .ok_or("truncated %-escape in DATABASE_URL")?;
+            let hex = std::str::from_utf8(hex).map_err(|_| "bad %-escape in DATABASE_URL")?;
+            let byte = u8::from_str_radix(hex, 16).map_err(|_| "bad %-escape in DATABASE_URL")?;
+            out.push(byte);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| "DATABASE_URL %-escapes are not UTF-8".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tcp(host: &str, port: u16) -> Endpoint {
+        Endpoint::Tcp {
+            host: host.into(),
+            port,
+        }
+    }
+
+    #[test]
+    fn parses_tcp_urls() {
+        let c = ConnectConfig::from_url("postgres://app:s3cret@db:5433/flashsale").unwrap();
+        assert_eq!(c.endpoint, tcp("db", 5433));
+        assert_eq!(
+            (c.user.as_str(), c.password.as_deref()),
+            ("app", Some("s3cret"))
+        );
+        assert_eq!(c.database, "flashsale");
+
+        let c = ConnectConfig::from_url("postgresql://u@127.0.0.1/d").unwrap();
+        assert_eq!(c.endpoint, tcp("127.0.0.1", 5432));
+        assert_eq!(c.password, None);
+
+        let c = ConnectConfig::from_url("postgres://u:p@[::1]:6000/d").unwrap();
+        assert_eq!(c.endpoint, tcp("::1", 6000));
+    }
+
+    #[test]
+    fn decodes_percent_escapes_and_defaults() {
+        let c = ConnectConfig::from_url("postgres://us%40r:p%3Aw%2F@h/").unwrap();
+        assert_eq!(
+            (c.user.as_str(), c.password.as_deref()),
+            ("us@r", Some("p:w/"))
+        );
+        assert_eq!(c.database, "us@r", "database defaults to the user name");
+        let c = ConnectConfig::from_url("postgres://h").unwrap();
+        assert_eq!(
+            (c.user.as_str(), c.database.as_str()),
+            ("postgres", "postgres")
+        );
+    }
+
+    #[test]
+    fn parses_unix_socket_urls() {
+        let c = ConnectConfig::from_url("postgres://u:p@/db?host=/run/postgresql").unwrap();
+        assert_eq!(
+            c.endpoint,
+            Endpoint::Unix("/run/postgresql/.s.PGSQL.5432".into())
+        );
+        let c = ConnectConfig::from_url("postgres://u@/db?host=%2Ftmp%2Fs&port=6543").unwrap();
+        assert_eq!(c.endpoint, Endpoint::Unix("/tmp/s/.s.PGSQL.6543".into()));
+        let c = ConnectConfig::from_url("postgres://u@/db?host=/s&application_name=x").unwrap();
+        assert_eq!(c.application_name, "x");
+    }
+
+    #[test]
+    fn rejects_bad_urls() {
+        for url in [
+            "mysql://u@h/d",
+            "postgres://u@h:notaport/d",
+            "postgres://u@h:0/d",
+            "postgres://u@h:70000/d",
+            "postgres://u:%zz@h/d",
+            "postgres://u:%4@h/d",
+            "postgres://u@/d",
+            "postgres://u@[::1/d",
+        ] {
+            assert!(
+                ConnectConfig::from_url(url).is_err(),
+                "{url} should be rejected"
+            );
+        }
+    }
+}

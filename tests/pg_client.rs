@@ -1,0 +1,627 @@
+//! The Postgres client against a real, throw-away server: every auth method,
+//! deep pipelines, error isolation, lost connections, a restarted server and
+//! saturation. The test drives the pool with its own small mio loop, the way
+//! the server's event loop does.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use flashsale::pg::{oid, ConnectConfig, Param, Pool, PoolConfig, Refused, Reply, Statement};
+use mio::{Events, Poll};
+use support::cluster::{Auth, PgCluster};
+
+const ECHO: usize = 0;
+const DIVIDE: usize = 1;
+const INSERT_UNIQUE: usize = 2;
+const SLEEP_MS: usize = 3;
+const TYPES: usize = 4;
+const SUM_ARRAY: usize = 5;
+const NOISY: usize = 6;
+const SET_APP_NAME: usize = 7;
+
+static STATEMENTS: &[Statement] = &[
+    Statement {
+        name: "echo",
+        sql: "SELECT $1::int4 + 0, 'v' || $2::text",
+        param_types: &[oid::INT4, oid::TEXT],
+        column_types: &[oid::INT4, oid::TEXT],
+    },
+    Statement {
+        name: "divide",
+        sql: "SELECT 100 / $1",
+        param_types: &[oid::INT4],
+        column_types: &[oid::INT4],
+    },
+    Statement {
+        name: "insert_unique",
+        sql: "INSERT INTO t_unique (k) VALUES ($1)",
+        param_types: &[oid::INT4],
+        column_types: &[],
+    },
+    Statement {
+        name: "sleep_ms",
+        sql: "SELECT $1 FROM pg_sleep($1 / 1000.0)",
+        param_types: &[oid::INT4],
+        column_types: &[oid::INT4],
+    },
+    Statement {
+        name: "types",
+        sql: "SELECT $1::uuid, $2::int8, $3::bool, $4::text, now(), NULL::int4, $5::int2",
+        param_types: &[oid::UUID, oid::INT8, oid::BOOL, oid::TEXT, oid::INT2],
+        column_types: &[
+            oid::UUID,
+            oid::INT8,
+            oid::BOOL,
+            oid::TEXT,
+            oid::TIMESTAMPTZ,
+            oid::INT4,
+            oid::INT2,
+        ],
+    },
+    Statement {
+        name: "sum_array",
+        sql: "SELECT coalesce(sum(x), 0)::int8, (SELECT count(*)::int4 FROM unnest($2::uuid[])), \
+              (SELECT string_agg(t, ',') FROM unnest($3::text[]) t) FROM unnest($1::int4[]) x",
+        param_types: &[oid::INT4_ARRAY, oid::UUID_ARRAY, oid::TEXT_ARRAY],
+        column_types: &[oid::INT8, oid::INT4, oid::TEXT],
+    },
+    Statement {
+        name: "noisy",
+        sql: "SELECT noisy($1)",
+        param_types: &[oid::INT4],
+        column_types: &[oid::INT4],
+    },
+    Statement {
+        name: "set_app_name",
+        sql: "SELECT set_config('application_name', $1, false)",
+        param_types: &[oid::TEXT],
+        column_types: &[oid::TEXT],
+    },
+];
+
+/// An owned copy of a reply, so tests can look at it after the callback.
+#[derive(Debug, Clone, PartialEq)]
+enum Outcome {
+    Rows(Vec<Vec<Option<Vec<u8>>>>),
+    Failed { code: String, message: String },
+    Unavailable,
+}
+
+impl Outcome {
+    fn from_reply(reply: Reply<'_>) -> Outcome {
+        match reply {
+            Reply::Rows(rows) => Outcome::Rows(
+                rows.iter()
+                    .map(|r| r.values().map(|v| v.map(<[u8]>::to_vec)).collect())
+                    .collect(),
+            ),
+            Reply::Failed(e) => Outcome::Failed {
+                code: e.code.to_string(),
+                message: e.message.to_string(),
+            },
+            Reply::Unavailable => Outcome::Unavailable,
+        }
+    }
+
+    fn int4(&self) -> i32 {
+        match self {
+            Outcome::Rows(rows) => {
+                i32::from_be_bytes(rows[0][0].as_deref().unwrap().try_into().unwrap())
+            }
+            other => panic!("expected rows, got {other:?}"),
+        }
+    }
+}
+
+struct Driver {
+    poll: Poll,
+    events: Events,
+    pool: Pool,
+    size: usize,
+    replies: Vec<(u64, Outcome, Instant)>,
+}
+
+impl Driver {
+    fn new(url: &str, config: PoolConfig) -> Driver {
+        let poll = Poll::new().unwrap();
+        let connect = ConnectConfig::from_url(url).unwrap();
+        let size = config.size;
+        let mut pool = Pool::new(connect, STATEMENTS, config, 100, Instant::now());
+        pool.start(poll.registry(), Instant::now());
+        Driver {
+            poll,
+            events: Events::with_capacity(64),
+            pool,
+            size,
+            replies: Vec::new(),
+        }
+    }
+
+    fn connected(cluster: &PgCluster, config: PoolConfig) -> Driver {
+        prepare_schema(cluster);
+        let mut driver = Driver::new(&cluster.url(), config);
+        driver.wait_ready(Duration::from_secs(10));
+        driver
+    }
+
+    /// One turn of an event loop: wait for events (or the pool's next
+    /// deadline), dispatch them, run timers, flush.
+    fn turn(&mut self, timeout_max: Duration) {
+        let now = Instant::now();
+        let timeout = self.pool.next_deadline().map_or(timeout_max, |d| {
+            d.saturating_duration_since(now).min(timeout_max)
+        });
+        self.poll.poll(&mut self.events, Some(timeout)).unwrap();
+        let replies = &mut self.replies;
+        let mut on_reply = |tag: u64, reply: Reply<'_>| {
+            replies.push((tag, Outcome::from_reply(reply), Instant::now()))
+        };
+        let now = Instant::now();
+        for event in self.events.iter() {
+            assert!(self.pool.owns(event.token()));
+            self.pool
+                .handle_event(self.poll.registry(), event, now, &mut on_reply);
+        }
+        self.pool.tick(self.poll.registry(), now, &mut on_reply);
+        self.pool.flush(self.poll.registry(), now, &mut on_reply);
+    }
+
+    fn run_until(&mut self, limit: Duration, mut done: impl FnMut(&Driver) -> bool) -> bool {
+        let deadline = Instant::now() + limit;
+        while !done(self) {
+            if Instant::now() >= deadline {
+                return false;
+            }
+            self.turn(Duration::from_millis(20));
+        }
+        true
+    }
+
+    fn wait_ready(&mut self, limit: Duration) {
+        let size = self.size;
+        let ok = self.run_until(limit, |d| d.pool.stats().ready_connections == size);
+        assert!(ok, "pool not ready: {:?}", self.pool.last_error());
+    }
+
+    fn submit(&mut self, tag: u64, statement: usize, params: &[Param<'_>]) -> Result<(), Refused> {
+        self.pool.submit(tag, statement, params, Instant::now())
+    }
+
+    /// Flushes, then waits until `count` replies have arrived.
+    fn collect(&mut self, count: usize, limit: Duration) -> Vec<(u64, Outcome, Instant)> {
+        self.pool
+            .flush(self.poll.registry(), Instant::now(), &mut |_, _| {
+                panic!("flush failed")
+            });
+        let ok = self.run_until(limit, |d| d.replies.len() >= count);
+        assert!(ok, "only {} of {count} replies arrived", self.replies.len());
+        std::mem::take(&mut self.replies)
+    }
+
+    fn echo(&mut self, value: i32) -> Outcome {
+        self.submit(u64::MAX, ECHO, &[Param::Int4(value), Param::Text("x")])
+            .unwrap();
+        self.collect(1, Duration::from_secs(10)).remove(0).1
+    }
+}
+
+fn config(size: usize) -> PoolConfig {
+    PoolConfig {
+        size,
+        reconnect_delay_min: Duration::from_millis(20),
+        ..PoolConfig::default()
+    }
+}
+
+fn prepare_schema(cluster: &PgCluster) {
+    cluster.psql(
+        "CREATE TABLE IF NOT EXISTS t_unique (k int PRIMARY KEY); \
+         GRANT ALL ON t_unique TO flashsale; \
+         CREATE OR REPLACE FUNCTION noisy(i int) RETURNS int LANGUAGE plpgsql AS \
+         $$ BEGIN RAISE NOTICE 'noisy %', i; RETURN i; END $$;",
+    );
+}
+
+fn connected_echo(auth: Auth, unix: bool) {
+    let cluster = PgCluster::start(auth);
+    prepare_schema(&cluster);
+    let url = if unix {
+        cluster.unix_url()
+    } else {
+        cluster.url()
+    };
+    let mut driver = Driver::new(&url, config(2));
+    driver.wait_ready(Duration::from_secs(10));
+    assert_eq!(driver.echo(41).int4(), 41);
+}
+
+#[test]
+fn connects_with_trust() {
+    connected_echo(Auth::Trust, false);
+}
+
+#[test]
+fn connects_with_cleartext_password() {
+    connected_echo(Auth::Password, false);
+}
+
+#[test]
+fn connects_with_md5() {
+    connected_echo(Auth::Md5, false);
+}
+
+#[test]
+fn connects_with_scram_sha_256() {
+    connected_echo(Auth::Scram, false);
+}
+
+#[test]
+fn connects_over_a_unix_socket_with_scram() {
+    connected_echo(Auth::Scram, true);
+}
+
+#[test]
+fn wrong_password_is_a_clear_error() {
+    for auth in [Auth::Scram, Auth::Md5, Auth::Password] {
+        let cluster = PgCluster::start(auth);
+        let mut driver = Driver::new(&cluster.url_with_password("wrong"), config(1));
+        let failed = driver.run_until(Duration::from_secs(10), |d| d.pool.last_error().is_some());
+        assert!(failed, "no error reported");
+        let error = driver.pool.last_error().unwrap().to_string();
+        assert!(
+            error.contains("password authentication failed"),
+            "{auth:?}: {error}"
+        );
+        assert!(!driver.pool.is_healthy());
+        assert_eq!(
+            driver.submit(1, ECHO, &[Param::Int4(1), Param::Text("x")]),
+            Err(Refused::Unavailable)
+        );
+    }
+}
+
+#[test]
+fn a_statement_that_does_not_match_the_schema_is_a_startup_error() {
+    static WRONG: &[Statement] = &[Statement {
+        name: "wrong",
+        sql: "SELECT 1::int4",
+        param_types: &[],
+        column_types: &[oid::INT8],
+    }];
+    let cluster = PgCluster::start(Auth::Trust);
+    let poll = Poll::new().unwrap();
+    let connect = ConnectConfig::from_url(&cluster.url()).unwrap();
+    let mut pool = Pool::new(connect, WRONG, config(1), 0, Instant::now());
+    pool.start(poll.registry(), Instant::now());
+    let mut driver = Driver {
+        poll,
+        events: Events::with_capacity(8),
+        pool,
+        size: 1,
+        replies: Vec::new(),
+    };
+    assert!(driver.run_until(Duration::from_secs(10), |d| d.pool.last_error().is_some()));
+    let error = driver.pool.last_error().unwrap();
+    assert!(error.contains("statement wrong does not match"), "{error}");
+    assert!(
+        error.contains("[23]") && error.contains("[20]"),
+        "names actual and expected types: {error}"
+    );
+}
+
+#[test]
+fn ten_thousand_pipelined_requests_come_back_in_order() {
+    let cluster = PgCluster::start(Auth::Scram);
+    let mut driver = Driver::connected(
+        &cluster,
+        PoolConfig {
+            pipeline_depth_max: 10_000,
+            wait_queue_max: 0,
+            ..config(1)
+        },
+    );
+    let texts: Vec<String> = (0..10_000).map(|i| i.to_string()).collect();
+    for (i, text) in texts.iter().enumerate() {
+        driver
+            .submit(i as u64, ECHO, &[Param::Int4(i as i32), Param::Text(text)])
+            .unwrap();
+    }
+    assert_eq!(
+        driver.pool.stats().in_flight,
+        10_000,
+        "all on one connection"
+    );
+    let replies = driver.collect(10_000, Duration::from_secs(60));
+    for (i, (tag, outcome, _)) in replies.iter().enumerate() {
+        assert_eq!(*tag, i as u64, "FIFO order");
+        let Outcome::Rows(rows) = outcome else {
+            panic!("{outcome:?}")
+        };
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0][0].as_deref(), Some(&(i as i32).to_be_bytes()[..]));
+        assert_eq!(rows[0][1].as_deref(), Some(format!("v{i}").as_bytes()));
+    }
+}
+
+#[test]
+fn an_error_fails_only_its_own_request() {
+    let cluster = PgCluster::start(Auth::Trust);
+    let mut driver = Driver::connected(&cluster, config(1));
+    let requests: [(usize, i32); 7] = [
+        (INSERT_UNIQUE, 1),
+        (INSERT_UNIQUE, 2),
+        (INSERT_UNIQUE, 1),
+        (DIVIDE, 0),
+        (DIVIDE, 5),
+        (INSERT_UNIQUE, 3),
+        (ECHO, 9),
+    ];
+    for (tag, (statement, value)) in requests.iter().enumerate() {
+        let params: &[Param<'_>] = if *statement == ECHO {
+            &[Param::Int4(*value), Param::Text("")]
+        } else {
+            &[Param::Int4(*value)]
+        };
+        driver.submit(tag as u64, *statement, params).unwrap();
+    }
+    let replies = driver.collect(requests.len(), Duration::from_secs(10));
+    let outcomes: Vec<&Outcome> = replies.iter().map(|(_, o, _)| o).collect();
+    assert_eq!(outcomes[0], &Outcome::Rows(vec![]));
+    assert_eq!(outcomes[1], &Outcome::Rows(vec![]));
+    assert!(
+        matches!(outcomes[2], Outcome::Failed { code, .. } if code == "23505"),
+        "{:?}",
+        outcomes[2]
+    );
+    assert!(
+        matches!(outcomes[3], Outcome::Failed { code, .. } if code == "22012"),
+        "{:?}",
+        outcomes[3]
+    );
+    assert_eq!(outcomes[4].int4(), 20);
+    assert_eq!(outcomes[5], &Outcome::Rows(vec![]));
+    assert_eq!(outcomes[6].int4(), 9);
+    assert_eq!(
+        cluster.psql("SELECT string_agg(k::text, ',' ORDER BY k) FROM t_unique"),
+        "1,2,3"
+    );
+}
+
+#[test]
+fn binary_types_and_arrays_round_trip() {
+    let cluster = PgCluster::start(Auth::Trust);
+    let mut driver = Driver::connected(&cluster, config(1));
+    let id = [
+        0x55, 0x0e, 0x84, 0x00, 0xe2, 0x9b, 0x41, 0xd4, 0xa7, 0x16, 0x44, 0x66, 0x55, 0x44, 0, 0,
+    ];
+    let params = [
+        Param::Uuid(&id),
+        Param::Int8(-1 << 40),
+        Param::Bool(true),
+        Param::Text("né ✓"),
+        Param::Int2(-7),
+    ];
+    driver.submit(1, TYPES, &params).unwrap();
+    let ids = [[1u8; 16], [2u8; 16]];
+    let arrays = [
+        Param::Int4Array(&[1, 2, 3]),
+        Param::UuidArray(&ids),
+        Param::TextArray(&["a", "é"]),
+    ];
+    driver.submit(2, SUM_ARRAY, &arrays).unwrap();
+    driver
+        .submit(
+            3,
+            SUM_ARRAY,
+            &[
+                Param::Int4Array(&[]),
+                Param::UuidArray(&[]),
+                Param::TextArray(&[]),
+            ],
+        )
+        .unwrap();
+    let replies = driver.collect(3, Duration::from_secs(10));
+
+    let Outcome::Rows(rows) = &replies[0].1 else {
+        panic!("{:?}", replies[0])
+    };
+    let row = &rows[0];
+    assert_eq!(row[0].as_deref(), Some(&id[..]));
+    assert_eq!(row[1].as_deref(), Some(&(-1i64 << 40).to_be_bytes()[..]));
+    assert_eq!(row[2].as_deref(), Some(&[1u8][..]));
+    assert_eq!(row[3].as_deref(), Some("né ✓".as_bytes()));
+    let micros = i64::from_be_bytes(row[4].as_deref().unwrap().try_into().unwrap());
+    let unix_micros = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as i64;
+    let pg_epoch_offset_micros = 946_684_800_000_000;
+    assert!(
+        (unix_micros - (micros + pg_epoch_offset_micros)).abs() < 60_000_000,
+        "now() within a minute"
+    );
+    assert_eq!(row[5], None, "NULL");
+    assert_eq!(row[6].as_deref(), Some(&(-7i16).to_be_bytes()[..]));
+
+    let Outcome::Rows(rows) = &replies[1].1 else {
+        panic!("{:?}", replies[1])
+    };
+    assert_eq!(rows[0][0].as_deref(), Some(&6i64.to_be_bytes()[..]));
+    assert_eq!(rows[0][1].as_deref(), Some(&2i32.to_be_bytes()[..]));
+    assert_eq!(rows[0][2].as_deref(), Some("a,é".as_bytes()));
+    let Outcome::Rows(rows) = &replies[2].1 else {
+        panic!("{:?}", replies[2])
+    };
+    assert_eq!(
+        rows[0][0].as_deref(),
+        Some(&0i64.to_be_bytes()[..]),
+        "empty arrays"
+    );
+}
+
+#[test]
+fn notices_and_parameter_status_are_not_answers() {
+    let cluster = PgCluster::start(Auth::Trust);
+    let mut driver = Driver::connected(&cluster, config(1));
+    for i in 0..50 {
+        driver
+            .submit(i * 2, NOISY, &[Param::Int4(i as i32)])
+            .unwrap();
+        // application_name is reported by the server: a ParameterStatus
+        // message arrives inside this answer.
+        driver
+            .submit(i * 2 + 1, SET_APP_NAME, &[Param::Text("renamed")])
+            .unwrap();
+    }
+    let replies = driver.collect(100, Duration::from_secs(10));
+    for (i, (tag, outcome, _)) in replies.iter().enumerate() {
+        assert_eq!(*tag, i as u64);
+        if i % 2 == 0 {
+            assert_eq!(outcome.int4(), (i / 2) as i32);
+        } else {
+            let Outcome::Rows(rows) = outcome else {
+                panic!("{outcome:?}")
+            };
+            assert_eq!(rows[0][0].as_deref(), Some(&b"renamed"[..]));
+        }
+    }
+}
+
+#[test]
+fn a_terminated_backend_fails_its_requests_promptly_and_the_pool_reconnects() {
+    let cluster = PgCluster::start(Auth::Scram);
+    let mut driver = Driver::connected(&cluster, config(2));
+    // Two slow requests on each connection.
+    for tag in 0..4 {
+        driver.submit(tag, SLEEP_MS, &[Param::Int4(3000)]).unwrap();
+    }
+    driver
+        .pool
+        .flush(driver.poll.registry(), Instant::now(), &mut |_, _| panic!());
+    driver.turn(Duration::from_millis(100));
+    let terminated_at = Instant::now();
+    let killed = cluster.psql(
+        "SELECT count(pg_terminate_backend(pid)) FROM (SELECT pid FROM pg_stat_activity \
+         WHERE application_name = 'flashsale' ORDER BY pid LIMIT 1) p",
+    );
+    assert_eq!(killed, "1");
+    assert!(
+        driver.run_until(Duration::from_secs(2), |d| d.replies.len() >= 2),
+        "in-flight requests did not fail"
+    );
+    let failed: Vec<_> = driver
+        .replies
+        .iter()
+        .filter(|(_, o, _)| *o == Outcome::Unavailable)
+        .collect();
+    assert_eq!(
+        failed.len(),
+        2,
+        "exactly the terminated connection's requests fail: {:?}",
+        driver.replies
+    );
+    for (_, _, at) in &failed {
+        assert!(
+            at.duration_since(terminated_at) < Duration::from_millis(1500),
+            "failed promptly"
+        );
+    }
+    let replies = driver.collect(4, Duration::from_secs(10));
+    assert_eq!(
+        replies
+            .iter()
+            .filter(
+                |(_, o, _)| *o == Outcome::Rows(vec![vec![Some(3000i32.to_be_bytes().to_vec())]])
+            )
+            .count(),
+        2
+    );
+    driver.wait_ready(Duration::from_secs(10));
+    assert!(driver.pool.stats().reconnects >= 1);
+    for i in 0..10 {
+        assert_eq!(driver.echo(i).int4(), i);
+    }
+}
+
+#[test]
+fn a_stopped_server_fails_fast_and_the_same_pool_recovers() {
+    let mut cluster = PgCluster::start(Auth::Scram);
+    let mut driver = Driver::connected(&cluster, config(2));
+    assert_eq!(driver.echo(1).int4(), 1);
+    driver.submit(7, SLEEP_MS, &[Param::Int4(5000)]).unwrap();
+    driver.turn(Duration::from_millis(50));
+    cluster.stop();
+    let stopped_at = Instant::now();
+    assert!(
+        driver.run_until(Duration::from_secs(3), |d| !d.replies.is_empty()),
+        "in-flight request hangs"
+    );
+    assert_eq!(driver.replies.remove(0).1, Outcome::Unavailable);
+    assert!(stopped_at.elapsed() < Duration::from_secs(3));
+    driver.run_until(Duration::from_secs(3), |d| !d.pool.is_healthy());
+    // While down: refused on the spot, again and again, through reconnect attempts.
+    for i in 0..20 {
+        let started = Instant::now();
+        assert_eq!(
+            driver.submit(i, ECHO, &[Param::Int4(1), Param::Text("")]),
+            Err(Refused::Unavailable)
+        );
+        assert!(started.elapsed() < Duration::from_millis(5));
+        driver.turn(Duration::from_millis(50));
+    }
+    cluster.restart();
+    driver.wait_ready(Duration::from_secs(15));
+    assert_eq!(driver.echo(2).int4(), 2);
+}
+
+#[test]
+fn startup_waits_for_a_database_that_is_not_up_yet() {
+    let mut cluster = PgCluster::start(Auth::Scram);
+    prepare_schema(&cluster);
+    cluster.stop();
+    let mut driver = Driver::new(&cluster.url(), config(2));
+    driver.run_until(Duration::from_millis(500), |_| false);
+    assert!(!driver.pool.is_healthy());
+    assert!(
+        driver
+            .pool
+            .last_error()
+            .is_some_and(|e| e.contains("connect")),
+        "{:?}",
+        driver.pool.last_error()
+    );
+    cluster.restart();
+    driver.wait_ready(Duration::from_secs(15));
+    assert_eq!(driver.echo(3).int4(), 3);
+}
+
+#[test]
+fn a_full_pool_refuses_at_once() {
+    let cluster = PgCluster::start(Auth::Trust);
+    let mut driver = Driver::connected(
+        &cluster,
+        PoolConfig {
+            pipeline_depth_max: 2,
+            wait_queue_max: 3,
+            ..config(2)
+        },
+    );
+    for tag in 0..7 {
+        driver.submit(tag, SLEEP_MS, &[Param::Int4(300)]).unwrap();
+    }
+    let stats = driver.pool.stats();
+    assert_eq!((stats.in_flight, stats.waiting), (4, 3));
+    let started = Instant::now();
+    assert_eq!(
+        driver.submit(99, SLEEP_MS, &[Param::Int4(1)]),
+        Err(Refused::Overloaded)
+    );
+    assert!(started.elapsed() < Duration::from_millis(5));
+    let replies = driver.collect(7, Duration::from_secs(10));
+    let mut tags: Vec<u64> = replies.iter().map(|(t, _, _)| *t).collect();
+    assert!(replies.iter().all(|(_, o, _)| o.int4() == 300));
+    tags.sort();
+    assert_eq!(tags, (0..7).collect::<Vec<_>>());
+    assert_eq!(driver.echo(5).int4(), 5, "accepts again once drained");
+}

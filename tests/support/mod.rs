@@ -1,0 +1,5 @@
+//! Shared helpers for integration tests. Each test file pulls this in with
+//! `mod support;` and uses only what it needs.
+#![allow(dead_code)]
+
+pub mod cluster;
