@@ -1,0 +1,228 @@
+//! Response bytes. Every response is JSON with an exact Content-Length (no
+//! chunked responses: bodies are small and rendered before the head), written
+//! straight into the connection's output buffer without `format!`.
+
+use crate::json;
+
+/// The interim answer to `Expect: 100-continue`, sent before the body arrives.
+pub const CONTINUE_100: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
+
+const STATUS_LINE_PREFIX: &[u8] = b"HTTP/1.1 ";
+const CONTENT_TYPE_AND_LENGTH: &[u8] = b"\r\nContent-Type: application/json\r\nContent-Length: ";
+const CONNECTION_CLOSE: &[u8] = b"Connection: close\r\n";
+const ALLOW: &[u8] = b"Allow: ";
+const CRLF: &[u8] = b"\r\n";
+const ERROR_BODY_PREFIX: &[u8] = b"{\"error\":";
+const ERROR_BODY_SUFFIX: &[u8] = b"}";
+
+/// The reason phrase for every status this server sends.
+pub fn reason(status: u16) -> &'static str {
+    match status {
+        100 => "Continue",
+        200 => "OK",
+        201 => "Created",
+        400 => "Bad Request",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        408 => "Request Timeout",
+        409 => "Conflict",
+        411 => "Length Required",
+        413 => "Content Too Large",
+        422 => "Unprocessable Content",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        501 => "Not Implemented",
+        503 => "Service Unavailable",
+        505 => "HTTP Version Not Supported",
+        // The phrase is informational (RFC 9112 §4); clients go by the code.
+        _ => "Unknown",
+    }
+}
+
+/// Appends a response head for a JSON body of `content_length` bytes.
+/// `keep_alive == false` announces the close so the client does not reuse the
+/// connection; `allow` is the method list a 405 must carry (RFC 9110 §15.5.6).
+pub fn write_head(
+    out: &mut Vec<u8>,
+    status: u16,
+    content_length: usize,
+    keep_alive: bool,
+    allow: Option<&str>,
+) {
+    let mut number = itoa::Buffer::new();
+    out.extend_from_slice(STATUS_LINE_PREFIX);
+    out.extend_from_slice(number.format(status).as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(reason(status).as_bytes());
+    out.extend_from_slice(CONTENT_TYPE_AND_LENGTH);
+    out.extend_from_slice(number.format(content_length).as_bytes());
+    out.extend_from_slice(CRLF);
+    if !keep_alive {
+        out.extend_from_slice(CONNECTION_CLOSE);
+    }
+    if let Some(methods) = allow {
+        out.extend_from_slice(ALLOW);
+        out.extend_from_slice(methods.as_bytes());
+        out.extend_from_slice(CRLF);
+    }
+    out.extend_from_slice(CRLF);
+}
+
+/// Appends a whole response whose body is already rendered JSON.
+pub fn write_json_response(
+    out: &mut Vec<u8>,
+    status: u16,
+    body: &[u8],
+    keep_alive: bool,
+    allow: Option<&str>,
+) {
+    write_head(out, status, body.len(), keep_alive, allow);
+    out.extend_from_slice(body);
+}
+
+/// Appends a response with the body `{"error":"<message>"}`, the message
+/// escaped as a JSON string. Its length is computed up front, so the body is
+/// written once, straight after the head.
+pub fn write_error(
+    out: &mut Vec<u8>,
+    status: u16,
+    message: &str,
+    keep_alive: bool,
+    allow: Option<&str>,
+) {
+    let body_len = ERROR_BODY_PREFIX.len() + json::str_len(message) + ERROR_BODY_SUFFIX.len();
+    write_head(out, status, body_len, keep_alive, allow);
+    out.extend_from_slice(ERROR_BODY_PREFIX);
+    json::write_str(out, message);
+    out.extend_from_slice(ERROR_BODY_SUFFIX);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn heads_exact_bytes() {
+        type Row = (u16, usize, bool, Option<&'static str>, &'static str);
+        let table: &[Row] = &[
+            (
+                201,
+                42,
+                true,
+                None,
+                "HTTP/1.1 201 Created\r\nContent-Type: application/json\r\nContent-Length: 42\r\n\r\n",
+            ),
+            (
+                200,
+                0,
+                false,
+                None,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            ),
+            (
+                405,
+                7,
+                true,
+                Some("GET, POST"),
+                "HTTP/1.1 405 Method Not Allowed\r\nContent-Type: application/json\r\nContent-Length: 7\r\nAllow: GET, POST\r\n\r\n",
+            ),
+            (
+                405,
+                123456,
+                false,
+                Some("POST"),
+                "HTTP/1.1 405 Method Not Allowed\r\nContent-Type: application/json\r\nContent-Length: 123456\r\nConnection: close\r\nAllow: POST\r\n\r\n",
+            ),
+        ];
+        for &(status, len, keep_alive, allow, expected) in table {
+            let mut out = b"earlier".to_vec();
+            write_head(&mut out, status, len, keep_alive, allow);
+            assert_eq!(std::str::from_utf8(&out[7..]).unwrap(), expected);
+        }
+    }
+
+    #[test]
+    fn reasons() {
+        let table: &[(u16, &str)] = &[
+            (100, "Continue"),
+            (200, "OK"),
+            (201, "Created"),
+            (400, "Bad Request"),
+            (404, "Not Found"),
+            (405, "Method Not Allowed"),
+            (408, "Request Timeout"),
+            (409, "Conflict"),
+            (411, "Length Required"),
+            (413, "Content Too Large"),
+            (422, "Unprocessable Content"),
+            (431, "Request Header Fields Too Large"),
+            (500, "Internal Server Error"),
+            (501, "Not Implemented"),
+            (503, "Service Unavailable"),
+            (505, "HTTP Version Not Supported"),
+            (299, "Unknown"),
+        ];
+        for &(status, phrase) in table {
+            assert_eq!(reason(status), phrase, "{status}");
+        }
+    }
+
+    #[test]
+    fn json_response_exact_bytes() {
+        let mut out = Vec::new();
+        write_json_response(&mut out, 200, br#"{"id":1}"#, true, None);
+        assert_eq!(
+            out,
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 8\r\n\r\n{\"id\":1}"
+        );
+    }
+
+    #[test]
+    fn error_exact_bytes() {
+        let table: &[(u16, &str, bool, &str)] = &[
+            (
+                404,
+                "product not found",
+                true,
+                "HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\nContent-Length: 29\r\n\r\n{\"error\":\"product not found\"}",
+            ),
+            (
+                422,
+                "bad \"quote\"\n",
+                false,
+                "HTTP/1.1 422 Unprocessable Content\r\nContent-Type: application/json\r\nContent-Length: 27\r\nConnection: close\r\n\r\n{\"error\":\"bad \\\"quote\\\"\\n\"}",
+            ),
+            (
+                503,
+                "é",
+                true,
+                "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: 14\r\n\r\n{\"error\":\"é\"}",
+            ),
+        ];
+        for &(status, message, keep_alive, expected) in table {
+            let mut out = Vec::new();
+            write_error(&mut out, status, message, keep_alive, None);
+            assert_eq!(std::str::from_utf8(&out).unwrap(), expected);
+            // The declared length is the real length.
+            let body_at = out.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+            let declared = expected.split("Content-Length: ").nth(1).unwrap();
+            let declared: usize = declared[..declared.find('\r').unwrap()].parse().unwrap();
+            assert_eq!(out.len() - body_at, declared);
+        }
+    }
+
+    #[test]
+    fn error_with_allow() {
+        let mut out = Vec::new();
+        write_error(&mut out, 405, "method not allowed", true, Some("GET"));
+        assert_eq!(
+            std::str::from_utf8(&out).unwrap(),
+            "HTTP/1.1 405 Method Not Allowed\r\nContent-Type: application/json\r\nContent-Length: 30\r\nAllow: GET\r\n\r\n{\"error\":\"method not allowed\"}"
+        );
+    }
+
+    #[test]
+    fn continue_line() {
+        assert_eq!(CONTINUE_100, b"HTTP/1.1 100 Continue\r\n\r\n");
+    }
+}
