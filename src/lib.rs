@@ -12,3 +12,4 @@ pub mod config;
 pub mod http;
 pub mod json;
 pub mod pg;
+pub mod server;

@@ -1,1 +1,97 @@
-fn main() {}
+//! The flashsale API server. Configuration comes from the environment
+//! (`PORT`, `DATABASE_URL`, `DB_POOL_SIZE`); `--healthcheck` probes a running
+//! instance's `/health` for container health checks (a scratch image has no
+//! curl).
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use flashsale::config::Settings;
+use flashsale::server::Server;
+
+const HEALTHCHECK_TIMEOUT: Duration = Duration::from_secs(2);
+
+fn main() -> ExitCode {
+    let settings = match Settings::from_env() {
+        Ok(settings) => settings,
+        Err(e) => {
+            eprintln!("flashsale: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match std::env::args().nth(1).as_deref() {
+        None => serve(&settings),
+        Some("--healthcheck") => healthcheck(settings.port),
+        Some(other) => {
+            eprintln!("flashsale: unknown argument {other:?} (usage: flashsale [--healthcheck])");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn serve(settings: &Settings) -> ExitCode {
+    let mut server = match Server::bind(settings) {
+        Ok(server) => server,
+        Err(e) => {
+            eprintln!("flashsale: cannot start on port {}: {e}", settings.port);
+            return ExitCode::FAILURE;
+        }
+    };
+    eprintln!(
+        "flashsale: listening on 0.0.0.0:{} (database pool: {})",
+        settings.port, settings.pool_size
+    );
+    match server.run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("flashsale: event loop failed: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Exit 0 when `GET /health` on this machine's instance answers 200.
+fn healthcheck(port: u16) -> ExitCode {
+    match probe_health(port) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(reason) => {
+            eprintln!("flashsale healthcheck: {reason}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn probe_health(port: u16) -> Result<(), String> {
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let mut stream = TcpStream::connect_timeout(&addr, HEALTHCHECK_TIMEOUT)
+        .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
+    stream
+        .set_read_timeout(Some(HEALTHCHECK_TIMEOUT))
+        .map_err(|e| e.to_string())?;
+    stream
+        .set_write_timeout(Some(HEALTHCHECK_TIMEOUT))
+        .map_err(|e| e.to_string())?;
+    stream
+        .write_all(b"GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .map_err(|e| format!("cannot send the request: {e}"))?;
+    let mut head = [0u8; 64];
+    let mut len = 0;
+    while len < 12 {
+        match stream.read(&mut head[len..]) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(e) => return Err(format!("no answer: {e}")),
+        }
+    }
+    let status_line = String::from_utf8_lossy(&head[..len]);
+    if status_line.starts_with("HTTP/1.1 200") {
+        Ok(())
+    } else {
+        Err(format!(
+            "unhealthy: {:?}",
+            status_line.lines().next().unwrap_or("")
+        ))
+    }
+}

@@ -1,1 +1,215 @@
+//! The API: routes and validation (`route`, `validate`), the statements the
+//! database runs (`statements`), and rendering of their answers (`render`).
+//! This file joins them: a command goes to the pool; its reply becomes an
+//! HTTP response.
+
+pub mod render;
+pub mod route;
+pub mod statements;
 pub mod validate;
+
+use std::time::Instant;
+
+use crate::http::response::{write_error, write_json_response};
+use crate::pg::{Param, Pool, Refused, Reply, Row};
+use render::Malformed;
+use route::{Command, Refusal};
+use statements::*;
+
+/// What a connection waits for from the database; decides how the answer
+/// is rendered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Awaiting {
+    PlaceOrder,
+    CancelOrder { order_id: [u8; 16] },
+    GetProduct,
+    ListOrders { product_id: i32 },
+    GetOrder,
+}
+
+const DATABASE_UNAVAILABLE: Refusal = refusal_503("database unavailable");
+const OVERLOADED: Refusal = refusal_503("server overloaded, retry later");
+
+const fn refusal_503(message: &'static str) -> Refusal {
+    Refusal {
+        status: 503,
+        message,
+        allow: None,
+    }
+}
+
+/// Sends `command` to the database. `Command::Health` never gets here.
+pub fn submit(
+    command: &Command<'_>,
+    pool: &mut Pool,
+    tag: u64,
+    now: Instant,
+) -> Result<Awaiting, Refusal> {
+    let (awaiting, result) = match command {
+        Command::PlaceOrder(order) => {
+            let validate::ProductRef::Id(product_id) = order.product_id else {
+                unreachable!("the router answers unknown products itself")
+            };
+            let params = [
+                Param::Int4(product_id),
+                Param::Uuid(&order.idempotency_key),
+                Param::Text(order.customer_id),
+                Param::Int4(order.quantity),
+            ];
+            (
+                Awaiting::PlaceOrder,
+                pool.submit(tag, PLACE_ORDER, &params, now),
+            )
+        }
+        Command::CancelOrder {
+            order_id,
+            product_id,
+        } => {
+            let product = product_id.map_or(Param::Null, Param::Int4);
+            let params = [Param::Uuid(order_id), product];
+            let awaiting = Awaiting::CancelOrder {
+                order_id: *order_id,
+            };
+            (awaiting, pool.submit(tag, CANCEL_ORDER, &params, now))
+        }
+        Command::GetProduct(id) => (
+            Awaiting::GetProduct,
+            pool.submit(tag, GET_PRODUCT, &[Param::Int4(*id)], now),
+        ),
+        Command::ListOrders(id) => {
+            let awaiting = Awaiting::ListOrders { product_id: *id };
+            (
+                awaiting,
+                pool.submit(tag, LIST_ORDERS, &[Param::Int4(*id)], now),
+            )
+        }
+        Command::GetOrder(id) => (
+            Awaiting::GetOrder,
+            pool.submit(tag, GET_ORDER, &[Param::Uuid(id)], now),
+        ),
+        Command::Health => unreachable!("health is answered without the database"),
+    };
+    match result {
+        Ok(()) => Ok(awaiting),
+        Err(Refused::Overloaded) => Err(OVERLOADED),
+        Err(Refused::Unavailable) => Err(DATABASE_UNAVAILABLE),
+    }
+}
+
+/// Writes the complete HTTP response for a database reply into `out`;
+/// `body` is scratch space reused across responses.
+pub fn write_reply(
+    awaiting: Awaiting,
+    reply: Reply<'_>,
+    keep_alive: bool,
+    body: &mut Vec<u8>,
+    out: &mut Vec<u8>,
+) {
+    body.clear();
+    match answer(awaiting, reply, body) {
+        Ok(status) => write_json_response(out, status, body, keep_alive, None),
+        Err(refusal) => write_refusal(out, refusal, keep_alive),
+    }
+}
+
+pub fn write_refusal(out: &mut Vec<u8>, refusal: Refusal, keep_alive: bool) {
+    write_error(
+        out,
+        refusal.status,
+        refusal.message,
+        keep_alive,
+        refusal.allow,
+    );
+}
+
+/// The status of a successful answer whose body is in `body`, or the
+/// refusal to send instead.
+fn answer(awaiting: Awaiting, reply: Reply<'_>, body: &mut Vec<u8>) -> Result<u16, Refusal> {
+    let rows = match reply {
+        Reply::Rows(rows) => rows,
+        Reply::Unavailable => return Err(DATABASE_UNAVAILABLE),
+        Reply::Failed(error) => {
+            eprintln!(
+                "database error for {awaiting:?}: {} ({} {})",
+                error.message, error.severity, error.code
+            );
+            return Err(refusal_503("database error"));
+        }
+    };
+    let malformed = |Malformed| {
+        eprintln!("database answer for {awaiting:?} has an unexpected NULL");
+        refusal_503("database error")
+    };
+    let first = rows.first();
+    let outcome = |row: Option<Row<'_>>| {
+        row.and_then(|r| r.i32(0))
+            .ok_or(Malformed)
+            .map_err(malformed)
+    };
+    match awaiting {
+        Awaiting::PlaceOrder => match outcome(first)? {
+            code @ (ORDER_CREATED | ORDER_REPLAYED) => {
+                render::order(body, &first.expect("outcome came from it")).map_err(malformed)?;
+                Ok(if code == ORDER_CREATED { 201 } else { 200 })
+            }
+            ORDER_NO_PRODUCT => Err(Refusal {
+                status: 404,
+                message: "product not found",
+                allow: None,
+            }),
+            ORDER_INSUFFICIENT_STOCK => Err(Refusal {
+                status: 409,
+                message: "insufficient stock",
+                allow: None,
+            }),
+            _ => Err(malformed(Malformed)),
+        },
+        Awaiting::CancelOrder { order_id } => match outcome(first)? {
+            CANCEL_DONE => {
+                let restored = first
+                    .and_then(|r| r.i32(1))
+                    .ok_or(Malformed)
+                    .map_err(malformed)?;
+                render::cancelled(body, &order_id, restored);
+                Ok(200)
+            }
+            CANCEL_ALREADY => Err(Refusal {
+                status: 409,
+                message: "order already cancelled",
+                allow: None,
+            }),
+            CANCEL_NO_ORDER => Err(Refusal {
+                status: 404,
+                message: "order not found",
+                allow: None,
+            }),
+            _ => Err(malformed(Malformed)),
+        },
+        Awaiting::GetProduct => match first {
+            Some(row) => render::product(body, &row).map(|()| 200).map_err(malformed),
+            None => Err(Refusal {
+                status: 404,
+                message: "product not found",
+                allow: None,
+            }),
+        },
+        Awaiting::ListOrders { product_id } => match first {
+            Some(_) => render::order_list(body, product_id, rows.iter())
+                .map(|()| 200)
+                .map_err(malformed),
+            None => Err(Refusal {
+                status: 404,
+                message: "product not found",
+                allow: None,
+            }),
+        },
+        Awaiting::GetOrder => match first {
+            Some(row) => render::order(body, &row).map(|()| 200).map_err(malformed),
+            None => Err(Refusal {
+                status: 404,
+                message: "order not found",
+                allow: None,
+            }),
+        },
+    }
+}

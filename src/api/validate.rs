@@ -284,7 +284,7 @@ pub fn parse_product_id_query(query: &[u8]) -> Result<ProductRef, Invalid> {
 }
 
 /// `-?[0-9]+` as a product reference; `None` if not an integer at all.
-fn decimal_product_ref(text: &[u8]) -> Option<ProductRef> {
+pub fn decimal_product_ref(text: &[u8]) -> Option<ProductRef> {
     let (negative, digits) = match text.split_first() {
         Some((b'-', rest)) => (true, rest),
         _ => (false, text),

@@ -10,6 +10,9 @@ pub const CONTINUE_100: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 const STATUS_LINE_PREFIX: &[u8] = b"HTTP/1.1 ";
 const CONTENT_TYPE_AND_LENGTH: &[u8] = b"\r\nContent-Type: application/json\r\nContent-Length: ";
 const CONNECTION_CLOSE: &[u8] = b"Connection: close\r\n";
+/// Sent on every kept-alive answer: HTTP/1.1 clients assume it, HTTP/1.0
+/// clients (ApacheBench, old proxies) close the connection without it.
+const CONNECTION_KEEP_ALIVE: &[u8] = b"Connection: keep-alive\r\n";
 const ALLOW: &[u8] = b"Allow: ";
 const CRLF: &[u8] = b"\r\n";
 const ERROR_BODY_PREFIX: &[u8] = b"{\"error\":";
@@ -57,9 +60,11 @@ pub fn write_head(
     out.extend_from_slice(CONTENT_TYPE_AND_LENGTH);
     out.extend_from_slice(number.format(content_length).as_bytes());
     out.extend_from_slice(CRLF);
-    if !keep_alive {
-        out.extend_from_slice(CONNECTION_CLOSE);
-    }
+    out.extend_from_slice(if keep_alive {
+        CONNECTION_KEEP_ALIVE
+    } else {
+        CONNECTION_CLOSE
+    });
     if let Some(methods) = allow {
         out.extend_from_slice(ALLOW);
         out.extend_from_slice(methods.as_bytes());
@@ -110,7 +115,7 @@ mod tests {
                 42,
                 true,
                 None,
-                "HTTP/1.1 201 Created\r\nContent-Type: application/json\r\nContent-Length: 42\r\n\r\n",
+                "HTTP/1.1 201 Created\r\nContent-Type: application/json\r\nContent-Length: 42\r\nConnection: keep-alive\r\n\r\n",
             ),
             (
                 200,
@@ -124,7 +129,7 @@ mod tests {
                 7,
                 true,
                 Some("GET, POST"),
-                "HTTP/1.1 405 Method Not Allowed\r\nContent-Type: application/json\r\nContent-Length: 7\r\nAllow: GET, POST\r\n\r\n",
+                "HTTP/1.1 405 Method Not Allowed\r\nContent-Type: application/json\r\nContent-Length: 7\r\nConnection: keep-alive\r\nAllow: GET, POST\r\n\r\n",
             ),
             (
                 405,
@@ -173,7 +178,7 @@ mod tests {
         write_json_response(&mut out, 200, br#"{"id":1}"#, true, None);
         assert_eq!(
             out,
-            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 8\r\n\r\n{\"id\":1}"
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 8\r\nConnection: keep-alive\r\n\r\n{\"id\":1}"
         );
     }
 
@@ -184,7 +189,7 @@ mod tests {
                 404,
                 "product not found",
                 true,
-                "HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\nContent-Length: 29\r\n\r\n{\"error\":\"product not found\"}",
+                "HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\nContent-Length: 29\r\nConnection: keep-alive\r\n\r\n{\"error\":\"product not found\"}",
             ),
             (
                 422,
@@ -196,7 +201,7 @@ mod tests {
                 503,
                 "é",
                 true,
-                "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: 14\r\n\r\n{\"error\":\"é\"}",
+                "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: 14\r\nConnection: keep-alive\r\n\r\n{\"error\":\"é\"}",
             ),
         ];
         for &(status, message, keep_alive, expected) in table {
@@ -217,7 +222,7 @@ mod tests {
         write_error(&mut out, 405, "method not allowed", true, Some("GET"));
         assert_eq!(
             std::str::from_utf8(&out).unwrap(),
-            "HTTP/1.1 405 Method Not Allowed\r\nContent-Type: application/json\r\nContent-Length: 30\r\nAllow: GET\r\n\r\n{\"error\":\"method not allowed\"}"
+            "HTTP/1.1 405 Method Not Allowed\r\nContent-Type: application/json\r\nContent-Length: 30\r\nConnection: keep-alive\r\nAllow: GET\r\n\r\n{\"error\":\"method not allowed\"}"
         );
     }
 

@@ -1,0 +1,505 @@
+//! The event loop: one thread, one `mio::Poll`. It accepts connections,
+//! moves bytes between sockets and buffers, hands complete requests to the
+//! API and database answers back to their connections, and enforces the
+//! timeouts. No business logic lives here.
+//!
+//! One turn: wait for readiness (or the next deadline) -> dispatch events
+//! (client reads, database answers, accepts) -> resume connections whose
+//! answer arrived -> run timers -> send everything queued for the database in
+//! one write per connection -> write every touched client once.
+
+mod client;
+
+use std::io;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use mio::event::Event;
+use mio::net::TcpListener;
+use mio::{Events, Interest, Poll, Registry, Token};
+
+use crate::api::{self, route};
+use crate::config::{self, Settings};
+use crate::http::request::{parse_request, Body, Parsed};
+use crate::http::response::{write_error, write_json_response, CONTINUE_100};
+use crate::pg::{ConnectConfig, Pool, PoolConfig, Reply};
+use client::{Client, InFlight, Phase, ReadOutcome};
+
+const LISTENER: Token = Token(0);
+const POOL_TOKEN_BASE: usize = 1;
+const CLIENT_TOKEN_BASE: usize = 1024;
+const EVENTS_CAPACITY: usize = 1024;
+/// One read takes at most this much; `HTTP_INPUT_BYTES_MAX` bounds it further.
+const READ_SCRATCH_BYTES: usize = 64 * 1024;
+/// Sent (best effort) to a connection accepted past `HTTP_CONNECTIONS_MAX`.
+const TOO_MANY_CONNECTIONS: &[u8] =
+    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n\
+Content-Length: 35\r\nConnection: close\r\n\r\n{\"error\":\"too many open connections\"}";
+
+/// A connection slot; `generation` changes when the slot is reused, so a
+/// database answer for a connection that has gone is recognised and dropped.
+struct Slot {
+    client: Option<Client>,
+    generation: u32,
+}
+
+/// Everything one turn's handlers touch, apart from the pool (which is
+/// borrowed separately while it calls back with answers).
+struct Connections {
+    slots: Vec<Slot>,
+    free: Vec<usize>,
+    /// Connections with output to write this turn.
+    to_flush: Vec<usize>,
+    /// Connections whose database answer arrived: take their next request.
+    to_resume: Vec<usize>,
+    body_scratch: Vec<u8>,
+}
+
+pub struct Server {
+    poll: Poll,
+    listener: TcpListener,
+    pool: Pool,
+    connections: Connections,
+    read_scratch: Vec<u8>,
+    text_scratch: String,
+    next_sweep: Instant,
+    /// The other halves of `to_flush` / `to_resume` while they are worked
+    /// through (swapped, so no allocation per turn).
+    flushing: Vec<usize>,
+    resuming: Vec<usize>,
+}
+
+fn tag_of(index: usize, generation: u32) -> u64 {
+    ((index as u64) << 32) | u64::from(generation)
+}
+
+impl Server {
+    pub fn bind(settings: &Settings) -> io::Result<Server> {
+        let connect = ConnectConfig::from_url(&settings.database_url)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        let poll = Poll::new()?;
+        let addr = SocketAddr::from(([0, 0, 0, 0], settings.port));
+        let mut listener = TcpListener::bind(addr)?;
+        poll.registry()
+            .register(&mut listener, LISTENER, Interest::READABLE)?;
+        let now = Instant::now();
+        let pool_config = PoolConfig {
+            size: settings.pool_size,
+            ..PoolConfig::default()
+        };
+        assert!(POOL_TOKEN_BASE + pool_config.size <= CLIENT_TOKEN_BASE);
+        let mut pool = Pool::new(
+            connect,
+            api::statements::STATEMENTS,
+            pool_config,
+            POOL_TOKEN_BASE,
+            now,
+        );
+        pool.start(poll.registry(), now);
+        Ok(Server {
+            poll,
+            listener,
+            pool,
+            connections: Connections {
+                slots: Vec::new(),
+                free: Vec::new(),
+                to_flush: Vec::new(),
+                to_resume: Vec::new(),
+                body_scratch: Vec::with_capacity(16 * 1024),
+            },
+            read_scratch: vec![0; READ_SCRATCH_BYTES],
+            text_scratch: String::with_capacity(256),
+            next_sweep: now + config::HTTP_SWEEP_INTERVAL,
+            flushing: Vec::new(),
+            resuming: Vec::new(),
+        })
+    }
+
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Runs the loop until the process ends.
+    pub fn run(&mut self) -> io::Result<()> {
+        let mut events = Events::with_capacity(EVENTS_CAPACITY);
+        loop {
+            let timeout = self.poll_timeout(Instant::now());
+            match self.poll.poll(&mut events, Some(timeout)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+            let now = Instant::now();
+            for event in events.iter() {
+                self.dispatch(event, now);
+            }
+            self.finish_turn(now);
+        }
+    }
+
+    fn poll_timeout(&self, now: Instant) -> Duration {
+        if !self.connections.to_resume.is_empty() || !self.connections.to_flush.is_empty() {
+            return Duration::ZERO;
+        }
+        let deadline = self
+            .pool
+            .next_deadline()
+            .map_or(self.next_sweep, |d| d.min(self.next_sweep));
+        deadline.saturating_duration_since(now)
+    }
+
+    fn dispatch(&mut self, event: &Event, now: Instant) {
+        match event.token() {
+            LISTENER => self.accept(now),
+            token if self.pool.owns(token) => {
+                let connections = &mut self.connections;
+                self.pool
+                    .handle_event(self.poll.registry(), event, now, &mut |tag, reply| {
+                        connections.deliver(tag, reply, now)
+                    });
+            }
+            token => {
+                let index = token.0 - CLIENT_TOKEN_BASE;
+                if event.is_readable() || event.is_read_closed() || event.is_error() {
+                    self.read_from(index, now);
+                }
+                if event.is_writable() {
+                    self.connections.queue_flush(index);
+                }
+            }
+        }
+    }
+
+    fn finish_turn(&mut self, now: Instant) {
+        std::mem::swap(&mut self.connections.to_resume, &mut self.resuming);
+        for i in 0..self.resuming.len() {
+            let index = self.resuming[i];
+            self.serve_input(index, now);
+            self.read_from(index, now);
+        }
+        self.resuming.clear();
+        let connections = &mut self.connections;
+        self.pool
+            .tick(self.poll.registry(), now, &mut |tag, reply| {
+                connections.deliver(tag, reply, now)
+            });
+        if now >= self.next_sweep {
+            self.sweep(now);
+            self.next_sweep = now + config::HTTP_SWEEP_INTERVAL;
+        }
+        let connections = &mut self.connections;
+        self.pool
+            .flush(self.poll.registry(), now, &mut |tag, reply| {
+                connections.deliver(tag, reply, now)
+            });
+        self.flush_clients(now);
+    }
+
+    fn accept(&mut self, now: Instant) {
+        loop {
+            match self.listener.accept() {
+                Ok((mut socket, _)) => {
+                    if self.connections.live() >= config::HTTP_CONNECTIONS_MAX {
+                        use std::io::Write;
+                        let _ = socket.write(TOO_MANY_CONNECTIONS);
+                        continue;
+                    }
+                    let _ = socket.set_nodelay(true);
+                    let index = self.connections.allocate();
+                    let token = Token(CLIENT_TOKEN_BASE + index);
+                    let registered = self.poll.registry().register(
+                        &mut socket,
+                        token,
+                        Interest::READABLE | Interest::WRITABLE,
+                    );
+                    if registered.is_err() {
+                        self.connections.release(index);
+                        continue;
+                    }
+                    self.connections.slots[index].client = Some(Client::new(socket, now));
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    // EMFILE and friends: the connection stays in the backlog.
+                    eprintln!("accept failed: {e}");
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Reads until the socket would block (edge-triggered readiness) or the
+    /// connection cannot take more input now, serving requests as they
+    /// complete.
+    fn read_from(&mut self, index: usize, now: Instant) {
+        loop {
+            let Some(client) = self.connections.client(index) else {
+                return;
+            };
+            match client.read_some(&mut self.read_scratch) {
+                Ok(ReadOutcome::Data) => {
+                    if matches!(client.phase, Phase::Lingering { .. }) {
+                        continue;
+                    }
+                    self.serve_input(index, now);
+                }
+                Ok(ReadOutcome::WouldBlock | ReadOutcome::Paused) => return,
+                Ok(ReadOutcome::Eof) => {
+                    if client.in_flight.is_some() || client.unsent_output() > 0 {
+                        // Answer what was asked, then close.
+                        client.phase = Phase::Closing;
+                        client.input.clear();
+                    } else {
+                        self.close(index);
+                    }
+                    return;
+                }
+                Err(_) => {
+                    self.close(index);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Parses and dispatches complete requests from the connection's input,
+    /// one at a time: the next waits until the previous one is answered.
+    fn serve_input(&mut self, index: usize, now: Instant) {
+        let tag = tag_of(index, self.connections.slots[index].generation);
+        loop {
+            let Some(client) = self.connections.slots[index].client.as_mut() else {
+                return;
+            };
+            if !client.can_take_request() {
+                return;
+            }
+            if client.input.is_empty() {
+                client.partial_since = None;
+                return;
+            }
+            let request = match parse_request(&client.input, &mut client.chunked_body) {
+                Ok(Parsed::Complete(request)) => request,
+                Ok(Parsed::Partial { head_complete }) => {
+                    client.partial_since.get_or_insert(now);
+                    if head_complete.is_some_and(|h| h.expects_continue) && !client.continue_sent {
+                        client.output.extend_from_slice(CONTINUE_100);
+                        client.continue_sent = true;
+                        self.connections.queue_flush(index);
+                    }
+                    return;
+                }
+                Err(error) => {
+                    write_error(
+                        &mut client.output,
+                        error.status(),
+                        error.message(),
+                        false,
+                        None,
+                    );
+                    client.phase = Phase::Closing;
+                    client.input.clear();
+                    self.connections.queue_flush(index);
+                    return;
+                }
+            };
+            client.partial_since = None;
+            client.continue_sent = false;
+            client.last_active = now;
+            let keep_alive = request.head.keep_alive;
+            let body: &[u8] = match &request.body {
+                Body::None => &[],
+                Body::InBuffer(range) => &client.input[range.clone()],
+                Body::Decoded => &client.chunked_body,
+            };
+            let target = &client.input[request.head.path.clone()];
+            match route::route(request.head.method, target, body, &mut self.text_scratch) {
+                Err(refusal) => api::write_refusal(&mut client.output, refusal, keep_alive),
+                Ok(route::Command::Health) => {
+                    write_health(&mut client.output, self.pool.is_healthy(), keep_alive)
+                }
+                Ok(command) => match api::submit(&command, &mut self.pool, tag, now) {
+                    Ok(awaiting) => {
+                        client.in_flight = Some(InFlight {
+                            awaiting,
+                            keep_alive,
+                        })
+                    }
+                    Err(refusal) => api::write_refusal(&mut client.output, refusal, keep_alive),
+                },
+            }
+            if !keep_alive {
+                client.phase = Phase::Closing;
+            }
+            client.consume_input(request.consumed);
+            self.connections.queue_flush(index);
+        }
+    }
+
+    /// Writes every connection that has output. Serving may queue more
+    /// output (pipelined requests answered without the database); a few
+    /// passes take it, anything left goes out next turn (`poll_timeout`
+    /// does not sleep while work is queued).
+    fn flush_clients(&mut self, now: Instant) {
+        const PASSES_MAX: usize = 4;
+        for _ in 0..PASSES_MAX {
+            if self.connections.to_flush.is_empty() {
+                return;
+            }
+            std::mem::swap(&mut self.connections.to_flush, &mut self.flushing);
+            for i in 0..self.flushing.len() {
+                self.flush_client(self.flushing[i], now);
+            }
+            self.flushing.clear();
+        }
+    }
+
+    fn flush_client(&mut self, index: usize, now: Instant) {
+        let Some(client) = self.connections.client(index) else {
+            return;
+        };
+        client.queued_for_flush = false;
+        match client.write_out() {
+            Ok(true) if client.phase == Phase::Closing && client.in_flight.is_none() => {
+                client.start_lingering(now);
+                self.read_from(index, now); // may see EOF at once
+            }
+            Ok(true) if client.read_paused => {
+                // Output drained: serving and reading can go on.
+                self.serve_input(index, now);
+                self.read_from(index, now);
+            }
+            Ok(_) => {} // done, or the socket is full and a writable event follows
+            Err(_) => self.close(index),
+        }
+    }
+
+    /// Closes idle, slow and lingering connections.
+    fn sweep(&mut self, now: Instant) {
+        for index in 0..self.connections.slots.len() {
+            let Some(client) = self.connections.client(index) else {
+                continue;
+            };
+            let idle_for = now.saturating_duration_since(client.last_active);
+            match client.phase {
+                Phase::Lingering { since }
+                    if now.saturating_duration_since(since) >= config::HTTP_LINGER_TIMEOUT =>
+                {
+                    self.close(index)
+                }
+                Phase::Lingering { .. } => {}
+                _ if client.in_flight.is_some() => {} // the pool times requests out
+                _ if client.partial_since.is_some_and(|t| {
+                    now.saturating_duration_since(t) >= config::HTTP_PARTIAL_REQUEST_TIMEOUT
+                }) =>
+                {
+                    write_error(
+                        &mut client.output,
+                        408,
+                        "request not completed in time",
+                        false,
+                        None,
+                    );
+                    client.phase = Phase::Closing;
+                    client.input.clear();
+                    client.partial_since = None;
+                    self.connections.queue_flush(index);
+                }
+                _ if idle_for >= config::HTTP_IDLE_TIMEOUT => self.close(index),
+                _ => {}
+            }
+        }
+    }
+
+    fn close(&mut self, index: usize) {
+        if let Some(mut client) = self.connections.slots[index].client.take() {
+            let _ = self.poll.registry().deregister(&mut client.socket);
+            self.connections.release(index);
+        }
+    }
+
+    /// Connections currently open (for tests and logs).
+    pub fn open_connections(&self) -> usize {
+        self.connections.live()
+    }
+
+    pub fn registry(&self) -> &Registry {
+        self.poll.registry()
+    }
+}
+
+impl Connections {
+    fn client(&mut self, index: usize) -> Option<&mut Client> {
+        self.slots.get_mut(index)?.client.as_mut()
+    }
+
+    fn live(&self) -> usize {
+        self.slots.len() - self.free.len()
+    }
+
+    fn allocate(&mut self) -> usize {
+        match self.free.pop() {
+            Some(index) => index,
+            None => {
+                self.slots.push(Slot {
+                    client: None,
+                    generation: 0,
+                });
+                self.slots.len() - 1
+            }
+        }
+    }
+
+    fn release(&mut self, index: usize) {
+        let slot = &mut self.slots[index];
+        slot.client = None;
+        slot.generation = slot.generation.wrapping_add(1);
+        self.free.push(index);
+    }
+
+    fn queue_flush(&mut self, index: usize) {
+        if let Some(client) = self.slots.get_mut(index).and_then(|s| s.client.as_mut()) {
+            if !client.queued_for_flush {
+                client.queued_for_flush = true;
+                self.to_flush.push(index);
+            }
+        }
+    }
+
+    /// A database answer: render it into the connection that asked, if that
+    /// connection is still there.
+    fn deliver(&mut self, tag: u64, reply: Reply<'_>, now: Instant) {
+        let index = (tag >> 32) as usize;
+        let generation = tag as u32;
+        let Some(slot) = self.slots.get_mut(index) else {
+            return;
+        };
+        if slot.generation != generation {
+            return;
+        }
+        let Some(client) = slot.client.as_mut() else {
+            return;
+        };
+        let Some(in_flight) = client.in_flight.take() else {
+            return;
+        };
+        api::write_reply(
+            in_flight.awaiting,
+            reply,
+            in_flight.keep_alive,
+            &mut self.body_scratch,
+            &mut client.output,
+        );
+        client.last_active = now;
+        self.to_resume.push(index);
+        self.queue_flush(index);
+    }
+}
+
+fn write_health(out: &mut Vec<u8>, healthy: bool, keep_alive: bool) {
+    if healthy {
+        write_json_response(out, 200, br#"{"status":"ok"}"#, keep_alive, None);
+    } else {
+        write_error(out, 503, "database unavailable", keep_alive, None);
+    }
+}
