@@ -129,3 +129,34 @@ BEGIN
     END IF;
 END
 $$;
+
+-- Many orders in one call and one transaction (all orders one event-loop
+-- turn received): one commit, one WAL flush, one round trip for all of
+-- them. Each order gets exactly the single-order semantics above, and its
+-- own outcome row, tagged with its 1-based position in the arrays. Orders
+-- are taken in ascending product id so concurrent batches lock product rows
+-- in one global order. (Two batches holding the same key for different
+-- products can still deadlock; Postgres aborts one, and the API then
+-- retries its orders one by one.)
+CREATE OR REPLACE FUNCTION place_orders(
+    p_product_ids integer[], p_keys uuid[], p_customer_ids text[], p_quantities integer[])
+RETURNS TABLE (
+    idx integer, outcome integer, id uuid, idempotency_key uuid, product_id integer,
+    customer_id text, quantity integer, unit_price integer, total_price integer,
+    status text, created_at timestamptz)
+LANGUAGE plpgsql AS $$
+#variable_conflict use_column
+DECLARE
+    i integer;
+BEGIN
+    IF cardinality(p_keys) <> cardinality(p_product_ids)
+       OR cardinality(p_keys) <> cardinality(p_customer_ids)
+       OR cardinality(p_keys) <> cardinality(p_quantities) THEN
+        RAISE EXCEPTION 'place_orders: arrays of different lengths';
+    END IF;
+    FOR i IN SELECT s FROM generate_subscripts(p_keys, 1) s ORDER BY p_product_ids[s], s LOOP
+        RETURN QUERY SELECT i, o.* FROM place_order(
+            p_product_ids[i], p_keys[i], p_customer_ids[i], p_quantities[i]) o;
+    END LOOP;
+END
+$$;

@@ -42,6 +42,10 @@ pub const PG_PIPELINE_DEPTH_MAX: usize = 128;
 /// Requests waiting for a pipeline slot across the whole pool; past this a
 /// new request is refused at once ("overloaded", HTTP 503).
 pub const PG_WAIT_QUEUE_MAX: usize = 1024;
+/// Orders sent to the database in one `place_orders` call (one transaction).
+/// All orders of one loop turn go together up to this many; more start a new
+/// batch. Bounds the time a batch holds product row locks.
+pub const PG_ORDER_BATCH_MAX: usize = 64;
 /// One backend message; anything larger is treated as corrupt data.
 pub const PG_MESSAGE_BYTES_MAX: usize = 1024 * 1024;
 /// Connect + startup + authentication + statement preparation.

@@ -3,6 +3,7 @@
 //! This file joins them: a command goes to the pool; its reply becomes an
 //! HTTP response.
 
+pub mod batch;
 pub mod render;
 pub mod route;
 pub mod statements;
@@ -28,6 +29,16 @@ pub enum Awaiting {
 }
 
 const DATABASE_UNAVAILABLE: Refusal = refusal_503("database unavailable");
+const PRODUCT_NOT_FOUND: Refusal = Refusal {
+    status: 404,
+    message: "product not found",
+    allow: None,
+};
+const ORDER_NOT_FOUND: Refusal = Refusal {
+    status: 404,
+    message: "order not found",
+    allow: None,
+};
 const OVERLOADED: Refusal = refusal_503("server overloaded, retry later");
 
 const fn refusal_503(message: &'static str) -> Refusal {
@@ -46,21 +57,7 @@ pub fn submit(
     now: Instant,
 ) -> Result<Awaiting, Refusal> {
     let (awaiting, result) = match command {
-        Command::PlaceOrder(order) => {
-            let validate::ProductRef::Id(product_id) = order.product_id else {
-                unreachable!("the router answers unknown products itself")
-            };
-            let params = [
-                Param::Int4(product_id),
-                Param::Uuid(&order.idempotency_key),
-                Param::Text(order.customer_id),
-                Param::Int4(order.quantity),
-            ];
-            (
-                Awaiting::PlaceOrder,
-                pool.submit(tag, PLACE_ORDER, &params, now),
-            )
-        }
+        Command::PlaceOrder(_) => unreachable!("orders go to the database in batches (api::batch)"),
         Command::CancelOrder {
             order_id,
             product_id,
@@ -89,12 +86,19 @@ pub fn submit(
         ),
         Command::Health => unreachable!("health is answered without the database"),
     };
-    match result {
-        Ok(()) => Ok(awaiting),
-        Err(Refused::Overloaded) => Err(OVERLOADED),
-        Err(Refused::Unavailable) => Err(DATABASE_UNAVAILABLE),
+    result.map(|()| awaiting).map_err(refusal_for)
+}
+
+/// The HTTP answer to a request the pool refused.
+pub fn refusal_for(refused: Refused) -> Refusal {
+    match refused {
+        Refused::Overloaded => OVERLOADED,
+        Refused::Unavailable => DATABASE_UNAVAILABLE,
     }
 }
+
+pub const DATABASE_UNAVAILABLE_REFUSAL: Refusal = DATABASE_UNAVAILABLE;
+pub const DATABASE_ERROR_REFUSAL: Refusal = refusal_503("database error");
 
 /// Writes the complete HTTP response for a database reply into `out`;
 /// `body` is scratch space reused across responses.
@@ -141,75 +145,80 @@ fn answer(awaiting: Awaiting, reply: Reply<'_>, body: &mut Vec<u8>) -> Result<u1
         refusal_503("database error")
     };
     let first = rows.first();
-    let outcome = |row: Option<Row<'_>>| {
-        row.and_then(|r| r.i32(0))
-            .ok_or(Malformed)
-            .map_err(malformed)
-    };
     match awaiting {
-        Awaiting::PlaceOrder => match outcome(first)? {
-            code @ (ORDER_CREATED | ORDER_REPLAYED) => {
-                render::order(body, &first.expect("outcome came from it")).map_err(malformed)?;
-                Ok(if code == ORDER_CREATED { 201 } else { 200 })
+        Awaiting::PlaceOrder => place_order_answer(first, ORDER_ROW_FIRST_COLUMN, body),
+        Awaiting::CancelOrder { order_id } => {
+            let row = first.ok_or(Malformed).map_err(malformed)?;
+            match row.i32(0).ok_or(Malformed).map_err(malformed)? {
+                CANCEL_DONE => {
+                    let restored = row.i32(1).ok_or(Malformed).map_err(malformed)?;
+                    render::cancelled(body, &order_id, restored);
+                    Ok(200)
+                }
+                CANCEL_ALREADY => Err(Refusal {
+                    status: 409,
+                    message: "order already cancelled",
+                    allow: None,
+                }),
+                CANCEL_NO_ORDER => Err(ORDER_NOT_FOUND),
+                _ => Err(malformed(Malformed)),
             }
-            ORDER_NO_PRODUCT => Err(Refusal {
-                status: 404,
-                message: "product not found",
-                allow: None,
-            }),
-            ORDER_INSUFFICIENT_STOCK => Err(Refusal {
-                status: 409,
-                message: "insufficient stock",
-                allow: None,
-            }),
-            _ => Err(malformed(Malformed)),
-        },
-        Awaiting::CancelOrder { order_id } => match outcome(first)? {
-            CANCEL_DONE => {
-                let restored = first
-                    .and_then(|r| r.i32(1))
-                    .ok_or(Malformed)
-                    .map_err(malformed)?;
-                render::cancelled(body, &order_id, restored);
-                Ok(200)
-            }
-            CANCEL_ALREADY => Err(Refusal {
-                status: 409,
-                message: "order already cancelled",
-                allow: None,
-            }),
-            CANCEL_NO_ORDER => Err(Refusal {
-                status: 404,
-                message: "order not found",
-                allow: None,
-            }),
-            _ => Err(malformed(Malformed)),
-        },
+        }
         Awaiting::GetProduct => match first {
             Some(row) => render::product(body, &row).map(|()| 200).map_err(malformed),
-            None => Err(Refusal {
-                status: 404,
-                message: "product not found",
-                allow: None,
-            }),
+            None => Err(PRODUCT_NOT_FOUND),
         },
         Awaiting::ListOrders { product_id } => match first {
             Some(_) => render::order_list(body, product_id, rows.iter())
                 .map(|()| 200)
                 .map_err(malformed),
-            None => Err(Refusal {
-                status: 404,
-                message: "product not found",
-                allow: None,
-            }),
+            None => Err(PRODUCT_NOT_FOUND),
         },
         Awaiting::GetOrder => match first {
-            Some(row) => render::order(body, &row).map(|()| 200).map_err(malformed),
-            None => Err(Refusal {
-                status: 404,
-                message: "order not found",
-                allow: None,
-            }),
+            Some(row) => render::order(body, &row, ORDER_ROW_FIRST_COLUMN)
+                .map(|()| 200)
+                .map_err(malformed),
+            None => Err(ORDER_NOT_FOUND),
         },
+    }
+}
+
+/// Writes the answer to one order of a `place_orders` batch.
+pub fn write_batch_order_reply(
+    row: Row<'_>,
+    keep_alive: bool,
+    body: &mut Vec<u8>,
+    out: &mut Vec<u8>,
+) {
+    body.clear();
+    match place_order_answer(Some(row), BATCH_ROW_FIRST_COLUMN, body) {
+        Ok(status) => write_json_response(out, status, body, keep_alive, None),
+        Err(refusal) => write_refusal(out, refusal, keep_alive),
+    }
+}
+
+/// A `place_order` outcome row (outcome code in column `first`).
+fn place_order_answer(
+    row: Option<Row<'_>>,
+    first: usize,
+    body: &mut Vec<u8>,
+) -> Result<u16, Refusal> {
+    let malformed = |Malformed| {
+        eprintln!("database answer for an order has an unexpected NULL");
+        refusal_503("database error")
+    };
+    let row = row.ok_or(Malformed).map_err(malformed)?;
+    match row.i32(first).ok_or(Malformed).map_err(malformed)? {
+        code @ (ORDER_CREATED | ORDER_REPLAYED) => {
+            render::order(body, &row, first).map_err(malformed)?;
+            Ok(if code == ORDER_CREATED { 201 } else { 200 })
+        }
+        ORDER_NO_PRODUCT => Err(PRODUCT_NOT_FOUND),
+        ORDER_INSUFFICIENT_STOCK => Err(Refusal {
+            status: 409,
+            message: "insufficient stock",
+            allow: None,
+        }),
+        _ => Err(malformed(Malformed)),
     }
 }

@@ -40,20 +40,21 @@ fn timestamp(out: &mut Vec<u8>, name: &[u8], value: Option<i64>) -> Result<(), M
     Ok(())
 }
 
-/// An order row as `place_order` / `get_order` return it (column 0 is the
-/// outcome code): the full order object of compat.md.
-pub fn order(out: &mut Vec<u8>, row: &Row<'_>) -> Result<(), Malformed> {
-    let id = row.uuid(1);
+/// An order row as `place_order` / `get_order` / `place_orders` return it:
+/// column `first` is the outcome code, the order's columns follow. Writes
+/// the full order object of compat.md.
+pub fn order(out: &mut Vec<u8>, row: &Row<'_>, first: usize) -> Result<(), Malformed> {
+    let id = row.uuid(first + 1);
     uuid(out, b"{\"order_id\":", id)?;
     uuid(out, b",\"id\":", id)?;
-    uuid(out, b",\"idempotency_key\":", row.uuid(2))?;
-    int(out, b",\"product_id\":", row.i32(3))?;
-    text(out, b",\"customer_id\":", row.text(4))?;
-    int(out, b",\"quantity\":", row.i32(5))?;
-    int(out, b",\"unit_price\":", row.i32(6))?;
-    int(out, b",\"total_price\":", row.i32(7))?;
-    text(out, b",\"status\":", row.text(8))?;
-    timestamp(out, b",\"created_at\":", row.timestamp_micros(9))?;
+    uuid(out, b",\"idempotency_key\":", row.uuid(first + 2))?;
+    int(out, b",\"product_id\":", row.i32(first + 3))?;
+    text(out, b",\"customer_id\":", row.text(first + 4))?;
+    int(out, b",\"quantity\":", row.i32(first + 5))?;
+    int(out, b",\"unit_price\":", row.i32(first + 6))?;
+    int(out, b",\"total_price\":", row.i32(first + 7))?;
+    text(out, b",\"status\":", row.text(first + 8))?;
+    timestamp(out, b",\"created_at\":", row.timestamp_micros(first + 9))?;
     out.push(b'}');
     Ok(())
 }

@@ -9,6 +9,7 @@ pub const CANCEL_ORDER: StatementId = 1;
 pub const GET_PRODUCT: StatementId = 2;
 pub const LIST_ORDERS: StatementId = 3;
 pub const GET_ORDER: StatementId = 4;
+pub const PLACE_ORDERS: StatementId = 5;
 
 /// Columns of an order row as `place_order` and `get_order` return them:
 /// an outcome code, then the order.
@@ -24,6 +25,28 @@ const ORDER_COLUMNS: &[u32] = &[
     oid::TEXT,        // status
     oid::TIMESTAMPTZ, // created_at
 ];
+
+/// `place_orders`: the position of the order in the batch (1-based), then
+/// the columns of `place_order`.
+const BATCH_ORDER_COLUMNS: &[u32] = &[
+    oid::INT4, // idx
+    oid::INT4, // outcome
+    oid::UUID,
+    oid::UUID,
+    oid::INT4,
+    oid::TEXT,
+    oid::INT4,
+    oid::INT4,
+    oid::INT4,
+    oid::TEXT,
+    oid::TIMESTAMPTZ,
+];
+
+/// Column of the outcome code in rows of `place_order` / `get_order`; the
+/// order's columns follow it. In `place_orders` rows everything is one
+/// column further right.
+pub const ORDER_ROW_FIRST_COLUMN: usize = 0;
+pub const BATCH_ROW_FIRST_COLUMN: usize = 1;
 
 pub static STATEMENTS: &[Statement] = &[
     Statement {
@@ -60,6 +83,12 @@ pub static STATEMENTS: &[Statement] = &[
               total_price, status, created_at FROM orders WHERE id = $1",
         param_types: &[oid::UUID],
         column_types: ORDER_COLUMNS,
+    },
+    Statement {
+        name: "place_orders",
+        sql: "SELECT * FROM place_orders($1, $2, $3, $4)",
+        param_types: &[oid::INT4_ARRAY, oid::UUID_ARRAY, oid::TEXT_ARRAY, oid::INT4_ARRAY],
+        column_types: BATCH_ORDER_COLUMNS,
     },
 ];
 

@@ -64,6 +64,13 @@ pub enum Param<'a> {
     Int2Array(&'a [i16]),
     Int4Array(&'a [i32]),
     TextArray(&'a [&'a str]),
+    /// A text array stored back to back: element i is
+    /// `joined[ends[i-1]..ends[i]]` (from 0 for the first). Lets a caller
+    /// keep many strings in one reused buffer.
+    JoinedTextArray {
+        joined: &'a str,
+        ends: &'a [usize],
+    },
     UuidArray(&'a [[u8; 16]]),
 }
 
@@ -80,7 +87,7 @@ impl Param<'_> {
             Param::Uuid(_) => type_oid == oid::UUID,
             Param::Int2Array(_) => type_oid == oid::INT2_ARRAY,
             Param::Int4Array(_) => type_oid == oid::INT4_ARRAY,
-            Param::TextArray(_) => type_oid == oid::TEXT_ARRAY,
+            Param::TextArray(_) | Param::JoinedTextArray { .. } => type_oid == oid::TEXT_ARRAY,
             Param::UuidArray(_) => type_oid == oid::UUID_ARRAY,
         }
     }
@@ -107,6 +114,15 @@ impl Param<'_> {
                 b.put_i32(x.len() as i32);
                 b.put_slice(x.as_bytes());
             }),
+            Param::JoinedTextArray { joined, ends } => {
+                let mut start = 0;
+                encode_array(buf, oid::TEXT, ends, |b, &end| {
+                    let item = joined.as_bytes().get(start..end).unwrap_or_default();
+                    b.put_i32(item.len() as i32);
+                    b.put_slice(item);
+                    start = end;
+                })
+            }
             Param::UuidArray(v) => encode_array(buf, oid::UUID, v, |b, x| {
                 b.put_i32(16);
                 b.put_slice(x);
@@ -162,6 +178,21 @@ mod tests {
             .iter()
             .flat_map(|v| v.to_be_bytes())
             .collect();
+        assert_eq!(&buf[..], &expected[..]);
+
+        buf.clear();
+        Param::JoinedTextArray {
+            joined: "abé",
+            ends: &[1, 4],
+        }
+        .encode(&mut buf);
+        let mut expected: Vec<u8> = [1i32, 0, 25, 2, 1, 1]
+            .iter()
+            .flat_map(|v| v.to_be_bytes())
+            .collect();
+        expected.extend(b"a");
+        expected.extend(3i32.to_be_bytes());
+        expected.extend("bé".as_bytes());
         assert_eq!(&buf[..], &expected[..]);
 
         buf.clear();

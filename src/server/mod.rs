@@ -18,7 +18,9 @@ use mio::event::Event;
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Registry, Token};
 
-use crate::api::{self, route};
+use crate::api::batch::{self, Batch, Batches, Sent, BATCH_TAG_BIT};
+use crate::api::route::Refusal;
+use crate::api::{self, route, Awaiting};
 use crate::config::{self, Settings};
 use crate::http::request::{parse_request, Body, Parsed};
 use crate::http::response::{write_error, write_json_response, CONTINUE_100};
@@ -53,6 +55,8 @@ struct Connections {
     /// Connections whose database answer arrived: take their next request.
     to_resume: Vec<usize>,
     body_scratch: Vec<u8>,
+    /// This turn's orders, and order batches at the database.
+    batches: Batches,
 }
 
 pub struct Server {
@@ -106,6 +110,7 @@ impl Server {
                 to_flush: Vec::new(),
                 to_resume: Vec::new(),
                 body_scratch: Vec::with_capacity(16 * 1024),
+                batches: Batches::default(),
             },
             read_scratch: vec![0; READ_SCRATCH_BYTES],
             text_scratch: String::with_capacity(256),
@@ -178,6 +183,7 @@ impl Server {
             self.read_from(index, now);
         }
         self.resuming.clear();
+        self.send_batches(now);
         let connections = &mut self.connections;
         self.pool
             .tick(self.poll.registry(), now, &mut |tag, reply| {
@@ -193,6 +199,25 @@ impl Server {
                 connections.deliver(tag, reply, now)
             });
         self.flush_clients(now);
+    }
+
+    /// Failed batches go again order by order; then this turn's orders go
+    /// as one batch.
+    fn send_batches(&mut self, now: Instant) {
+        while let Some(failed) = self.connections.batches.take_failed() {
+            for (i, &member) in failed.members.iter().enumerate() {
+                if !self.connections.is_waiting(member) {
+                    continue; // the connection has gone
+                }
+                if let Err(refused) = batch::submit_one(&mut self.pool, &failed, i, member, now) {
+                    self.connections
+                        .refuse(member, api::refusal_for(refused), now);
+                }
+            }
+            self.connections.batches.recycle(failed);
+        }
+        let sent = self.connections.batches.send_open(&mut self.pool, now);
+        self.connections.settle(sent, now);
     }
 
     fn accept(&mut self, now: Instant) {
@@ -313,10 +338,18 @@ impl Server {
                 Body::Decoded => &client.chunked_body,
             };
             let target = &client.input[request.head.path.clone()];
+            let mut order = None;
             match route::route(request.head.method, target, body, &mut self.text_scratch) {
                 Err(refusal) => api::write_refusal(&mut client.output, refusal, keep_alive),
                 Ok(route::Command::Health) => {
                     write_health(&mut client.output, self.pool.is_healthy(), keep_alive)
+                }
+                Ok(route::Command::PlaceOrder(request)) => {
+                    client.in_flight = Some(InFlight {
+                        awaiting: Awaiting::PlaceOrder,
+                        keep_alive,
+                    });
+                    order = Some(request);
                 }
                 Ok(command) => match api::submit(&command, &mut self.pool, tag, now) {
                     Ok(awaiting) => {
@@ -333,6 +366,14 @@ impl Server {
             }
             client.consume_input(request.consumed);
             self.connections.queue_flush(index);
+            if let Some(order) = order {
+                // Joins this turn's batch, sent at the end of the turn.
+                if self.connections.batches.is_open_full() {
+                    let sent = self.connections.batches.send_open(&mut self.pool, now);
+                    self.connections.settle(sent, now);
+                }
+                self.connections.batches.push(tag, &order);
+            }
         }
     }
 
@@ -466,18 +507,18 @@ impl Connections {
         }
     }
 
+    /// Whether the connection `tag` names still waits for an answer.
+    fn is_waiting(&mut self, tag: u64) -> bool {
+        by_tag(&mut self.slots, tag).is_some_and(|(_, c)| c.in_flight.is_some())
+    }
+
     /// A database answer: render it into the connection that asked, if that
     /// connection is still there.
     fn deliver(&mut self, tag: u64, reply: Reply<'_>, now: Instant) {
-        let index = (tag >> 32) as usize;
-        let generation = tag as u32;
-        let Some(slot) = self.slots.get_mut(index) else {
-            return;
-        };
-        if slot.generation != generation {
-            return;
+        if tag & BATCH_TAG_BIT != 0 {
+            return self.deliver_batch(tag, reply, now);
         }
-        let Some(client) = slot.client.as_mut() else {
+        let Some((index, client)) = by_tag(&mut self.slots, tag) else {
             return;
         };
         let Some(in_flight) = client.in_flight.take() else {
@@ -490,10 +531,103 @@ impl Connections {
             &mut self.body_scratch,
             &mut client.output,
         );
-        client.last_active = now;
+        self.answered(index, now);
+    }
+
+    /// A `place_orders` answer: one row per order, each to its connection.
+    fn deliver_batch(&mut self, tag: u64, reply: Reply<'_>, now: Instant) {
+        let Some(batch) = self.batches.take(tag) else {
+            return;
+        };
+        match reply {
+            Reply::Rows(rows) => {
+                for row in rows.iter() {
+                    let member = row
+                        .i32(0)
+                        .and_then(|i| batch.members.get((i as usize).wrapping_sub(1)));
+                    let Some((index, client)) = member.and_then(|&m| by_tag(&mut self.slots, m))
+                    else {
+                        continue;
+                    };
+                    let Some(in_flight) = client.in_flight.take() else {
+                        continue;
+                    };
+                    api::write_batch_order_reply(
+                        row,
+                        in_flight.keep_alive,
+                        &mut self.body_scratch,
+                        &mut client.output,
+                    );
+                    self.answered(index, now);
+                }
+                // Every order has its row; should one be missing, its
+                // connection must still hear something.
+                self.refuse_all(&batch, api::DATABASE_ERROR_REFUSAL, now);
+                self.batches.recycle(batch);
+            }
+            Reply::Failed(error) => {
+                eprintln!(
+                    "order batch of {} failed ({} {}: {}); retrying its orders one by one",
+                    batch.len(),
+                    error.severity,
+                    error.code,
+                    error.message
+                );
+                self.batches.retry_singly(batch);
+            }
+            Reply::Unavailable => {
+                self.refuse_all(&batch, api::DATABASE_UNAVAILABLE_REFUSAL, now);
+                self.batches.recycle(batch);
+            }
+        }
+    }
+
+    /// Answers the outcome of sending a batch: refused batches answer every
+    /// member at once.
+    fn settle(&mut self, sent: Sent, now: Instant) {
+        if let Sent::Refused(refusal, batch) = sent {
+            self.refuse_all(&batch, refusal, now);
+            self.batches.recycle(batch);
+        }
+    }
+
+    fn refuse_all(&mut self, batch: &Batch, refusal: Refusal, now: Instant) {
+        for &member in &batch.members {
+            self.refuse(member, refusal, now);
+        }
+    }
+
+    /// Answers a waiting connection with `refusal` (no-op when it does not wait).
+    fn refuse(&mut self, tag: u64, refusal: Refusal, now: Instant) {
+        let Some((index, client)) = by_tag(&mut self.slots, tag) else {
+            return;
+        };
+        let Some(in_flight) = client.in_flight.take() else {
+            return;
+        };
+        api::write_refusal(&mut client.output, refusal, in_flight.keep_alive);
+        self.answered(index, now);
+    }
+
+    /// The connection's answer is in its output: write it this turn, then
+    /// serve its next request.
+    fn answered(&mut self, index: usize, now: Instant) {
+        if let Some(client) = self.client(index) {
+            client.last_active = now;
+        }
         self.to_resume.push(index);
         self.queue_flush(index);
     }
+}
+
+/// The connection a tag names, if it is still the same connection.
+fn by_tag(slots: &mut [Slot], tag: u64) -> Option<(usize, &mut Client)> {
+    let index = (tag >> 32) as usize;
+    let slot = slots.get_mut(index)?;
+    if slot.generation != tag as u32 {
+        return None;
+    }
+    slot.client.as_mut().map(|client| (index, client))
 }
 
 fn write_health(out: &mut Vec<u8>, healthy: bool, keep_alive: bool) {
