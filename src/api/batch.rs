@@ -24,7 +24,6 @@ use crate::pg::{Param, Pool, Refused};
 pub const BATCH_TAG_BIT: u64 = 1 << 63;
 
 /// Orders going to the database together, in arrival order.
-#[derive(Default)]
 pub struct Batch {
     /// The tag of the connection waiting for each order.
     pub members: Vec<u64>,
@@ -34,6 +33,25 @@ pub struct Batch {
     customers: String,
     customer_ends: Vec<usize>,
     quantities: Vec<i32>,
+}
+
+/// Typical customer id length; the text buffer grows past it only for
+/// batches of unusually long ids.
+const CUSTOMER_ID_BYTES_TYPICAL: usize = 24;
+
+impl Default for Batch {
+    /// Sized for a full batch up front, so a batch never grows while it is
+    /// being filled on the hot path.
+    fn default() -> Batch {
+        Batch {
+            members: Vec::with_capacity(PG_ORDER_BATCH_MAX),
+            product_ids: Vec::with_capacity(PG_ORDER_BATCH_MAX),
+            keys: Vec::with_capacity(PG_ORDER_BATCH_MAX),
+            customers: String::with_capacity(PG_ORDER_BATCH_MAX * CUSTOMER_ID_BYTES_TYPICAL),
+            customer_ends: Vec::with_capacity(PG_ORDER_BATCH_MAX),
+            quantities: Vec::with_capacity(PG_ORDER_BATCH_MAX),
+        }
+    }
 }
 
 impl Batch {

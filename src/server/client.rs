@@ -148,7 +148,7 @@ impl Client {
         self.output_sent = 0;
         // A long list answer can grow the buffer; idle connections should not
         // keep that memory.
-        if self.output.capacity() > 2 * HTTP_OUTPUT_BYTES_MAX / 8 {
+        if self.output.capacity() > HTTP_OUTPUT_BYTES_MAX {
             self.output.shrink_to(1024);
         }
         Ok(true)
