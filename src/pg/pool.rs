@@ -244,6 +244,9 @@ impl Pool {
         now: Instant,
         on_reply: &mut dyn FnMut(u64, Reply<'_>),
     ) {
+        // Waiting requests take any pipeline room first: a connection may have
+        // become ready, or drained, with no later event to move them.
+        self.move_waiting(now);
         for index in 0..self.slots.len() {
             let Some(connection) = self.slots[index].connection.as_mut() else {
                 continue;
