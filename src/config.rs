@@ -33,6 +33,9 @@ pub const HTTP_LINGER_TIMEOUT: Duration = Duration::from_secs(2);
 /// How often idle, slow and lingering connections are looked for.
 pub const HTTP_SWEEP_INTERVAL: Duration = Duration::from_millis(500);
 
+/// After SIGTERM/SIGINT, in-flight requests get this long to be answered.
+pub const SHUTDOWN_DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
 // ---- Postgres -------------------------------------------------------------
 
 /// Connections per process (overridable by `DB_POOL_SIZE`).

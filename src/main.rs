@@ -6,12 +6,32 @@
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use flashsale::config::Settings;
 use flashsale::server::Server;
 
 const HEALTHCHECK_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Set by SIGTERM / SIGINT; the event loop then drains and returns.
+static STOP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn request_stop(_signal: libc::c_int) {
+    STOP.store(true, Ordering::SeqCst);
+}
+
+fn install_stop_handlers() {
+    let handler = request_stop as extern "C" fn(libc::c_int) as libc::sighandler_t;
+    for signal in [libc::SIGTERM, libc::SIGINT] {
+        // SAFETY: the handler only stores to an atomic (async-signal-safe).
+        // The signal also interrupts epoll_wait (never restarted by the
+        // kernel), so the loop notices at once.
+        unsafe {
+            libc::signal(signal, handler);
+        }
+    }
+}
 
 fn main() -> ExitCode {
     let settings = match Settings::from_env() {
@@ -43,8 +63,12 @@ fn serve(settings: &Settings) -> ExitCode {
         "flashsale: listening on 0.0.0.0:{} (database pool: {})",
         settings.port, settings.pool_size
     );
-    match server.run() {
-        Ok(()) => ExitCode::SUCCESS,
+    install_stop_handlers();
+    match server.run_until(&STOP) {
+        Ok(()) => {
+            eprintln!("flashsale: stopped");
+            ExitCode::SUCCESS
+        }
         Err(e) => {
             eprintln!("flashsale: event loop failed: {e}");
             ExitCode::FAILURE

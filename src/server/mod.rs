@@ -12,6 +12,7 @@ mod client;
 
 use std::io;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use mio::event::Event;
@@ -31,6 +32,8 @@ const LISTENER: Token = Token(0);
 const POOL_TOKEN_BASE: usize = 1;
 const CLIENT_TOKEN_BASE: usize = 1024;
 const EVENTS_CAPACITY: usize = 1024;
+/// While draining, the loop checks this often whether it is done.
+const DRAIN_POLL_INTERVAL: Duration = Duration::from_millis(50);
 /// One read takes at most this much; `HTTP_INPUT_BYTES_MAX` bounds it further.
 const READ_SCRATCH_BYTES: usize = 64 * 1024;
 /// Sent (best effort) to a connection accepted past `HTTP_CONNECTIONS_MAX`.
@@ -61,7 +64,8 @@ struct Connections {
 
 pub struct Server {
     poll: Poll,
-    listener: TcpListener,
+    /// `None` once shutdown has begun: no new connections.
+    listener: Option<TcpListener>,
     pool: Pool,
     connections: Connections,
     read_scratch: Vec<u8>,
@@ -102,7 +106,7 @@ impl Server {
         pool.start(poll.registry(), now);
         Ok(Server {
             poll,
-            listener,
+            listener: Some(listener),
             pool,
             connections: Connections {
                 slots: Vec::new(),
@@ -121,14 +125,43 @@ impl Server {
     }
 
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.listener.local_addr()
+        match &self.listener {
+            Some(listener) => listener.local_addr(),
+            None => Err(io::ErrorKind::NotConnected.into()),
+        }
     }
 
     /// Runs the loop until the process ends.
     pub fn run(&mut self) -> io::Result<()> {
+        self.run_until(&AtomicBool::new(false))
+    }
+
+    /// Runs the loop until `stop` is set (a signal handler sets it; the
+    /// signal also interrupts the wait), then shuts down gracefully: no new
+    /// connections, in-flight requests (also those at the database) are
+    /// answered with `Connection: close`, idle connections close at once,
+    /// and after at most `SHUTDOWN_DRAIN_TIMEOUT` the database sessions are
+    /// terminated and the function returns.
+    pub fn run_until(&mut self, stop: &AtomicBool) -> io::Result<()> {
         let mut events = Events::with_capacity(EVENTS_CAPACITY);
+        let mut draining_since = None;
         loop {
-            let timeout = self.poll_timeout(Instant::now());
+            let now = Instant::now();
+            if draining_since.is_none() && stop.load(Ordering::Relaxed) {
+                self.begin_drain();
+                draining_since = Some(now);
+            }
+            if let Some(since) = draining_since {
+                if self.drained()
+                    || now.saturating_duration_since(since) >= config::SHUTDOWN_DRAIN_TIMEOUT
+                {
+                    break;
+                }
+            }
+            let mut timeout = self.poll_timeout(now);
+            if draining_since.is_some() {
+                timeout = timeout.min(DRAIN_POLL_INTERVAL);
+            }
             match self.poll.poll(&mut events, Some(timeout)) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -140,6 +173,46 @@ impl Server {
             }
             self.finish_turn(now);
         }
+        let connections = &mut self.connections;
+        let now = Instant::now();
+        self.pool.shutdown(self.poll.registry(), &mut |tag, reply| {
+            connections.deliver(tag, reply, now)
+        });
+        self.flush_clients(now);
+        Ok(())
+    }
+
+    fn begin_drain(&mut self) {
+        if let Some(mut listener) = self.listener.take() {
+            let _ = self.poll.registry().deregister(&mut listener);
+        }
+        eprintln!(
+            "flashsale: shutting down, draining {} connections",
+            self.connections.live()
+        );
+        for index in 0..self.connections.slots.len() {
+            let Some(client) = self.connections.client(index) else {
+                continue;
+            };
+            if let Some(in_flight) = client.in_flight.as_mut() {
+                in_flight.keep_alive = false; // the answer announces the close
+            }
+            if client.in_flight.is_none() && client.unsent_output() == 0 {
+                self.close(index);
+            } else if client.phase == Phase::Open {
+                client.phase = Phase::Closing;
+                client.input.clear();
+            }
+        }
+    }
+
+    /// No connection waits for an answer or has one left to send.
+    fn drained(&self) -> bool {
+        self.connections
+            .slots
+            .iter()
+            .filter_map(|s| s.client.as_ref())
+            .all(|c| c.in_flight.is_none() && c.unsent_output() == 0)
     }
 
     fn poll_timeout(&self, now: Instant) -> Duration {
@@ -222,7 +295,10 @@ impl Server {
 
     fn accept(&mut self, now: Instant) {
         loop {
-            match self.listener.accept() {
+            let Some(listener) = &self.listener else {
+                return;
+            };
+            match listener.accept() {
                 Ok((mut socket, _)) => {
                     if self.connections.live() >= config::HTTP_CONNECTIONS_MAX {
                         use std::io::Write;
