@@ -141,6 +141,25 @@ impl ServerProcess {
         matches!(self.child.try_wait(), Ok(None))
     }
 
+    /// Sends `sig` (e.g. `libc::SIGTERM`) to the server by pid.
+    pub fn send_signal(&self, sig: libc::c_int) {
+        signal(self.child.id(), sig);
+    }
+
+    /// Waits up to `timeout` for the process to exit; its status if it did.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            thread::sleep(EXIT_POLL);
+        }
+    }
+
     /// SIGTERM, then SIGKILL after 5 s; reaps the child. Never panics.
     fn terminate(&mut self) {
         if !self.is_running() {
