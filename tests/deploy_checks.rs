@@ -1,0 +1,1320 @@
+//! Checks of the deployment files, which cannot be exercised here by Docker
+//! itself: docker-compose.yml (services, budget, network, health checks,
+//! Postgres durability), nginx/nginx.conf, the Dockerfile and .dockerignore,
+//! `perf/stack`'s reading of the compose file, and the image's binary: a
+//! static musl build that runs alone in an empty root.
+//!
+//! The compose file is read by a small parser for the YAML subset we write
+//! (block mappings and sequences, one-line flow sequences, quoted scalars,
+//! comments, block scalars; no anchors). `perf/stack` has its own reader in
+//! awk; a test asserts that both see the same thing.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Read;
+use std::net::TcpListener;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+const SERVICES: [&str; 4] = ["lb", "api-01", "api-02", "db"];
+const CPUS_BUDGET: f64 = 1.5;
+/// Docker reads "MB" as MiB.
+const MEMORY_BUDGET_BYTES: u64 = 550 * 1024 * 1024;
+const MUSL_TARGET: &str = "x86_64-unknown-linux-musl";
+const IMAGE_BYTES_MAX: u64 = 5 * 1024 * 1024;
+const HEALTHCHECK_EXIT_TIMEOUT: Duration = Duration::from_secs(10);
+
+fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn read(rel: &str) -> String {
+    fs::read_to_string(repo().join(rel)).unwrap_or_else(|e| panic!("cannot read {rel}: {e}"))
+}
+
+// ---- a reader for our YAML subset ------------------------------------------------
+
+/// Flattens YAML into `(path, scalar)` pairs in document order, e.g.
+/// `("services.db.command[3]", "--shared_buffers=128MB")`.
+fn flatten_yaml(text: &str) -> Vec<(String, String)> {
+    struct Frame {
+        indent: usize,
+        name: String,
+        item: bool,
+    }
+    fn path(stack: &[Frame]) -> String {
+        let mut p = String::new();
+        for f in stack {
+            if !f.item && !p.is_empty() {
+                p.push('.');
+            }
+            p.push_str(&f.name);
+        }
+        p
+    }
+    fn unquote(s: &str) -> String {
+        let s = s.trim();
+        let quoted = s.len() >= 2
+            && ((s.starts_with('"') && s.ends_with('"'))
+                || (s.starts_with('\'') && s.ends_with('\'')));
+        if quoted {
+            s[1..s.len() - 1].to_string()
+        } else {
+            s.to_string()
+        }
+    }
+    fn strip_comment(line: &str) -> &str {
+        let bytes = line.as_bytes();
+        let mut quote = None;
+        for (i, &c) in bytes.iter().enumerate() {
+            match quote {
+                Some(q) => {
+                    if c == q {
+                        quote = None;
+                    }
+                }
+                None => {
+                    let after_space = i == 0 || matches!(bytes[i - 1], b' ' | b'\t' | b'[' | b',');
+                    if (c == b'"' || c == b'\'') && after_space {
+                        quote = Some(c);
+                    } else if c == b'#' && (i == 0 || matches!(bytes[i - 1], b' ' | b'\t')) {
+                        return &line[..i];
+                    }
+                }
+            }
+        }
+        line
+    }
+    /// `key: value` -> (key, value); `None` for a plain scalar.
+    fn split_key(c: &str) -> Option<(String, String)> {
+        let end = if c.starts_with('"') || c.starts_with('\'') {
+            let q = c.as_bytes()[0] as char;
+            c[1..].find(q)? + 2
+        } else {
+            if c.starts_with(['[', '{', '&', '*', '!', '|', '>', '#']) || c.starts_with("- ") {
+                return None;
+            }
+            c.find(':')?
+        };
+        let rest = &c[end..];
+        let rest = rest.strip_prefix(':')?;
+        if !(rest.is_empty() || rest.starts_with([' ', '\t'])) {
+            return None;
+        }
+        Some((unquote(&c[..end]), rest.trim().to_string()))
+    }
+    fn emit(out: &mut Vec<(String, String)>, p: String, v: &str, lineno: usize) {
+        let v = v.trim();
+        assert!(
+            !v.starts_with(['&', '*', '!', '{']),
+            "line {lineno}: anchors, aliases, tags and flow mappings are not in our YAML subset"
+        );
+        if let Some(inner) = v.strip_prefix('[').and_then(|r| r.strip_suffix(']')) {
+            let items = inner.split(',').map(str::trim).filter(|s| !s.is_empty());
+            for (i, item) in items.enumerate() {
+                out.push((format!("{p}[{i}]"), unquote(item)));
+            }
+        } else {
+            out.push((p, unquote(v)));
+        }
+    }
+
+    let mut out = Vec::new();
+    let mut stack: Vec<Frame> = Vec::new();
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    // An open block scalar: (path, indent of its key, folded?, text so far).
+    let mut block: Option<(String, usize, bool, String)> = None;
+    for (n, raw) in text.lines().enumerate() {
+        let lineno = n + 1;
+        let line = raw.trim_end_matches('\r');
+        if let Some((p, key_indent, folded, mut acc)) = block.take() {
+            let indent = line.len() - line.trim_start_matches(' ').len();
+            if line.trim().is_empty() || indent > key_indent {
+                let t = line.trim();
+                if acc.is_empty() {
+                    acc = t.to_string();
+                } else {
+                    acc.push(if folded { ' ' } else { '\n' });
+                    acc.push_str(t);
+                }
+                block = Some((p, key_indent, folded, acc));
+                continue;
+            }
+            out.push((p, acc));
+        }
+        assert!(
+            !line.trim_start_matches(' ').starts_with('\t'),
+            "line {lineno}: tab indentation"
+        );
+        let line = strip_comment(line);
+        if line.trim().is_empty() || line.starts_with("---") || line.starts_with("...") {
+            continue;
+        }
+        let mut indent = line.len() - line.trim_start_matches(' ').len();
+        let mut content = line.trim();
+        if content == "-" || content.starts_with("- ") {
+            while stack
+                .last()
+                .is_some_and(|f| f.indent > indent || (f.indent == indent && f.item))
+            {
+                stack.pop();
+            }
+            let parent = path(&stack);
+            let count = counts.entry(parent).or_insert(0);
+            stack.push(Frame {
+                indent,
+                name: format!("[{count}]"),
+                item: true,
+            });
+            *count += 1;
+            let rest = &content[1..];
+            let rest_trimmed = rest.trim_start_matches(' ');
+            if rest_trimmed.is_empty() {
+                continue;
+            }
+            indent += 1 + (rest.len() - rest_trimmed.len());
+            content = rest_trimmed.trim_end();
+            if split_key(content).is_none() {
+                emit(&mut out, path(&stack), content, lineno);
+                continue;
+            }
+        }
+        let (key, value) =
+            split_key(content).unwrap_or_else(|| panic!("line {lineno}: cannot read {content:?}"));
+        assert!(
+            key != "<<",
+            "line {lineno}: merge keys are not in our YAML subset"
+        );
+        while stack.last().is_some_and(|f| f.indent >= indent) {
+            stack.pop();
+        }
+        stack.push(Frame {
+            indent,
+            name: key,
+            item: false,
+        });
+        let is_block = value.starts_with(['|', '>'])
+            && value[1..]
+                .chars()
+                .all(|c| c == '-' || c == '+' || c.is_ascii_digit());
+        if is_block {
+            block = Some((path(&stack), indent, value.starts_with('>'), String::new()));
+        } else if !value.is_empty() {
+            emit(&mut out, path(&stack), &value, lineno);
+        }
+    }
+    if let Some((p, _, _, acc)) = block {
+        out.push((p, acc));
+    }
+    out
+}
+
+struct Compose {
+    entries: Vec<(String, String)>,
+}
+
+impl Compose {
+    fn load() -> Compose {
+        Compose {
+            entries: flatten_yaml(&read("docker-compose.yml")),
+        }
+    }
+    fn get(&self, key: &str) -> Option<&str> {
+        self.entries
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+    fn must(&self, key: &str) -> &str {
+        self.get(key)
+            .unwrap_or_else(|| panic!("docker-compose.yml has no {key}"))
+    }
+    /// The scalar items of the sequence at `key`.
+    fn list(&self, key: &str) -> Vec<&str> {
+        let prefix = format!("{key}[");
+        self.entries
+            .iter()
+            .filter_map(|(k, v)| {
+                let idx = k.strip_prefix(&prefix)?.strip_suffix(']')?;
+                idx.parse::<usize>().ok().map(|_| v.as_str())
+            })
+            .collect()
+    }
+    fn has_prefix(&self, prefix: &str) -> bool {
+        self.entries.iter().any(|(k, _)| k.starts_with(prefix))
+    }
+    fn services(&self) -> Vec<String> {
+        let mut names: Vec<String> = Vec::new();
+        for (k, _) in &self.entries {
+            if let Some(rest) = k.strip_prefix("services.") {
+                let name = rest.split(['.', '[']).next().unwrap_or("").to_string();
+                if !names.contains(&name) {
+                    names.push(name);
+                }
+            }
+        }
+        names
+    }
+    /// An environment variable of a service, map or list form.
+    fn env(&self, service: &str, name: &str) -> Option<String> {
+        if let Some(v) = self.get(&format!("services.{service}.environment.{name}")) {
+            return Some(v.to_string());
+        }
+        self.list(&format!("services.{service}.environment"))
+            .into_iter()
+            .find_map(|kv| kv.strip_prefix(&format!("{name}=")).map(str::to_string))
+    }
+    fn cpus(&self, service: &str) -> f64 {
+        let v = self.must(&format!("services.{service}.deploy.resources.limits.cpus"));
+        v.parse()
+            .unwrap_or_else(|_| panic!("{service}: cpus {v:?} is not a number"))
+    }
+    fn memory_bytes(&self, service: &str) -> u64 {
+        parse_bytes(self.must(&format!(
+            "services.{service}.deploy.resources.limits.memory"
+        )))
+    }
+    /// Postgres settings given on the db command line, as name -> value.
+    fn postgres_flags(&self) -> Vec<(String, String)> {
+        let args = self.list("services.db.command");
+        assert_eq!(
+            args.first(),
+            Some(&"postgres"),
+            "db command must start with `postgres`"
+        );
+        let mut flags = Vec::new();
+        let mut i = 1;
+        while i < args.len() {
+            let setting = if args[i] == "-c" {
+                i += 1;
+                args.get(i).copied().expect("-c without a value")
+            } else if let Some(s) = args[i].strip_prefix("--") {
+                s
+            } else if let Some(s) = args[i].strip_prefix("-c") {
+                s
+            } else {
+                panic!("unexpected postgres argument {:?}", args[i]);
+            };
+            let (name, value) = setting
+                .split_once('=')
+                .unwrap_or_else(|| panic!("{setting:?} is not name=value"));
+            flags.push((name.to_string(), value.to_string()));
+            i += 1;
+        }
+        flags
+    }
+}
+
+/// Compose byte values: Docker's units, binary multiples.
+fn parse_bytes(v: &str) -> u64 {
+    let s = v.trim().to_ascii_lowercase();
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    let number: f64 = s[..split]
+        .parse()
+        .unwrap_or_else(|_| panic!("bad byte value {v:?}"));
+    let multiplier = match s[split..].trim() {
+        "" | "b" => 1u64,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        unit => panic!("unknown unit {unit:?} in {v:?}"),
+    };
+    (number * multiplier as f64).round() as u64
+}
+
+#[test]
+fn yaml_reader_handles_the_subset_we_write() {
+    let text = "\
+# comment
+a:
+  b: \"x: y\"   # trailing comment
+  c: 'single # not a comment'
+  list:
+    - one
+    - \"two:2\"
+    - k: v
+      k2: v2
+  flow: [\"CMD\", \"x\", 3]
+same_indent:
+- p
+- q
+folded: >
+  line one
+  line two
+url: postgres://u:p@db:5432/d
+";
+    let flat = flatten_yaml(text);
+    let expected = [
+        ("a.b", "x: y"),
+        ("a.c", "single # not a comment"),
+        ("a.list[0]", "one"),
+        ("a.list[1]", "two:2"),
+        ("a.list[2].k", "v"),
+        ("a.list[2].k2", "v2"),
+        ("a.flow[0]", "CMD"),
+        ("a.flow[1]", "x"),
+        ("a.flow[2]", "3"),
+        ("same_indent[0]", "p"),
+        ("same_indent[1]", "q"),
+        ("folded", "line one line two"),
+        ("url", "postgres://u:p@db:5432/d"),
+    ];
+    let got: Vec<(&str, &str)> = flat.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    assert_eq!(got, expected);
+
+    // perf/stack's awk reader sees the same.
+    let dir = TempDir::new("yaml");
+    let file = dir.path().join("sample.yml");
+    fs::write(&file, text).unwrap();
+    let out = stack(&["flatten", file.to_str().unwrap()], None);
+    let expected_lines: Vec<String> = expected.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let lines: Vec<&str> = out.lines().collect();
+    // The folded scalar is one line in both readers.
+    assert_eq!(lines, expected_lines);
+}
+
+// ---- docker-compose.yml -------------------------------------------------------------
+
+#[test]
+fn compose_has_exactly_the_four_services() {
+    let compose = Compose::load();
+    let mut got = compose.services();
+    got.sort();
+    let mut want: Vec<String> = SERVICES.iter().map(|s| s.to_string()).collect();
+    want.sort();
+    assert_eq!(got, want);
+}
+
+#[test]
+fn compose_limits_on_every_service_within_the_budget() {
+    let compose = Compose::load();
+    let mut cpus = 0.0;
+    let mut memory = 0;
+    for s in SERVICES {
+        let c = compose.cpus(s);
+        let m = compose.memory_bytes(s);
+        assert!(c > 0.0 && m > 0, "{s}: limits must be positive");
+        cpus += c;
+        memory += m;
+    }
+    assert!(
+        cpus <= CPUS_BUDGET + 1e-9,
+        "total cpus {cpus} > {CPUS_BUDGET}"
+    );
+    assert!(
+        memory <= MEMORY_BUDGET_BYTES,
+        "total memory {} MiB > 550 MiB",
+        memory >> 20
+    );
+    // Postgres is where memory pays (shared_buffers, page cache).
+    assert!(
+        compose.memory_bytes("db") * 2 > memory,
+        "db should get most of the memory"
+    );
+    eprintln!("budget: {cpus:.2} CPU, {} MiB", memory >> 20);
+}
+
+#[test]
+fn compose_api_instances_differ_only_in_name() {
+    let compose = Compose::load();
+    let of = |name: &str| -> Vec<(String, String)> {
+        let prefix = format!("services.{name}.");
+        compose
+            .entries
+            .iter()
+            .filter_map(|(k, v)| Some((k.strip_prefix(&prefix)?.to_string(), v.clone())))
+            .collect()
+    };
+    assert_eq!(of("api-01"), of("api-02"));
+}
+
+#[test]
+fn compose_lb_publishes_9999_as_nginx_on_the_flashsale_network() {
+    let compose = Compose::load();
+    let ports = compose.list("services.lb.ports");
+    assert!(
+        ports
+            .iter()
+            .any(|p| *p == "9999:9999" || p.ends_with(":9999:9999")),
+        "lb ports {ports:?}"
+    );
+    for s in SERVICES {
+        if s != "lb" {
+            assert!(
+                !compose.has_prefix(&format!("services.{s}.ports")),
+                "{s} must not publish ports"
+            );
+        }
+    }
+    assert_eq!(compose.get("networks.flashsale.name"), Some("flashsale"));
+    assert_ne!(
+        compose.get("networks.flashsale.external"),
+        Some("true"),
+        "this stack creates the network"
+    );
+    for s in SERVICES {
+        let listed = compose
+            .list(&format!("services.{s}.networks"))
+            .contains(&"flashsale");
+        let mapped = compose.has_prefix(&format!("services.{s}.networks.flashsale"));
+        assert!(listed || mapped, "{s} is not on the flashsale network");
+    }
+    let aliases = compose.list("services.lb.networks.flashsale.aliases");
+    assert!(
+        aliases.contains(&"nginx"),
+        "lb aliases {aliases:?} lack nginx"
+    );
+    assert!(compose.must("services.lb.image").starts_with("nginx"));
+    assert!(compose
+        .must("services.lb.volumes[0]")
+        .contains(":/etc/nginx/nginx.conf"));
+}
+
+#[test]
+fn compose_health_checks_and_start_order() {
+    let compose = Compose::load();
+    let db_check = compose.list("services.db.healthcheck.test").join(" ");
+    assert!(
+        db_check.contains("pg_isready") && db_check.contains("-h 127.0.0.1"),
+        "db check over TCP: {db_check}"
+    );
+    for api in ["api-01", "api-02"] {
+        let check = compose.list(&format!("services.{api}.healthcheck.test"));
+        assert_eq!(
+            check,
+            ["CMD", "/flashsale", "--healthcheck"],
+            "{api}: the scratch image has only the binary"
+        );
+        assert_eq!(
+            compose.get(&format!("services.{api}.depends_on.db.condition")),
+            Some("service_healthy")
+        );
+        let url = compose.env(api, "DATABASE_URL").expect("DATABASE_URL");
+        assert!(
+            url.contains("@db:5432/"),
+            "{api} must reach the db service: {url}"
+        );
+        assert_eq!(compose.env(api, "PORT").as_deref(), Some("8080"));
+    }
+    for api in ["api-01", "api-02"] {
+        assert_eq!(
+            compose.get(&format!("services.lb.depends_on.{api}.condition")),
+            Some("service_healthy")
+        );
+    }
+}
+
+#[test]
+fn compose_db_is_postgres_16_with_init_sql_and_durable_commits() {
+    let compose = Compose::load();
+    let image = compose.must("services.db.image");
+    assert!(
+        image == "postgres:16" || image.starts_with("postgres:16"),
+        "db image {image}"
+    );
+    let volumes = compose.list("services.db.volumes");
+    let init = volumes
+        .iter()
+        .find(|v| v.contains(":/docker-entrypoint-initdb.d"))
+        .unwrap_or_else(|| panic!("init.sql is not mounted: {volumes:?}"));
+    assert!(init.starts_with("./sql/init.sql:"), "{init}");
+    assert!(repo().join("sql/init.sql").is_file());
+
+    let flags = compose.postgres_flags();
+    let flag = |name: &str| {
+        flags
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    };
+    assert!(
+        matches!(flag("synchronous_commit"), None | Some("on")),
+        "synchronous_commit must stay on"
+    );
+    assert!(
+        matches!(flag("fsync"), None | Some("on")),
+        "fsync must stay on"
+    );
+    assert!(
+        matches!(flag("full_page_writes"), None | Some("on")),
+        "full_page_writes must stay on"
+    );
+    // Enough connections for both pools, the superuser reserve and a few more.
+    let pools: u32 = ["api-01", "api-02"]
+        .iter()
+        .map(|a| {
+            compose
+                .env(a, "DB_POOL_SIZE")
+                .map_or(3, |v| v.parse().expect("DB_POOL_SIZE"))
+        })
+        .sum();
+    let max_connections: u32 = flag("max_connections").map_or(100, |v| v.parse().unwrap());
+    assert!(
+        max_connections >= pools + 3 + 4,
+        "max_connections {max_connections} too small for pools of {pools}"
+    );
+    // shared_buffers must fit well inside the container.
+    let shared = parse_bytes(flag("shared_buffers").unwrap_or("128MB"));
+    assert!(
+        shared * 2 < compose.memory_bytes("db"),
+        "shared_buffers too large for the db limit"
+    );
+}
+
+// ---- perf/stack reads the same compose file --------------------------------------------
+
+/// Runs perf/stack; returns stdout; panics with stderr on failure.
+fn stack(args: &[&str], state_dir: Option<&Path>) -> String {
+    let mut cmd = Command::new(repo().join("perf/stack"));
+    cmd.args(args).stdin(Stdio::null());
+    if let Some(dir) = state_dir {
+        cmd.env("STACK_DIR", dir);
+    }
+    let out = cmd.output().expect("run perf/stack");
+    assert!(
+        out.status.success(),
+        "perf/stack {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8")
+}
+
+#[test]
+fn stack_script_reads_what_this_test_reads() {
+    let compose = Compose::load();
+    let flat = stack(&["flatten"], None);
+    let ours: Vec<String> = compose
+        .entries
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    assert_eq!(
+        flat.lines().collect::<Vec<_>>(),
+        ours,
+        "perf/stack's YAML reader disagrees with this test's"
+    );
+
+    let config = stack(&["config"], None);
+    let mut limits = 0;
+    let mut pg_flags = Vec::new();
+    for line in config.lines() {
+        let mut words = line.split_whitespace();
+        match words.next() {
+            Some("limit") => {
+                let service = words.next().unwrap();
+                let kv: BTreeMap<&str, &str> = words.filter_map(|w| w.split_once('=')).collect();
+                let quota = (compose.cpus(service) * 100_000.0).round() as u64;
+                assert_eq!(
+                    kv["quota_us"].parse::<u64>().unwrap(),
+                    quota,
+                    "{service} quota"
+                );
+                assert_eq!(kv["period_us"], "100000");
+                assert_eq!(
+                    kv["memory_bytes"].parse::<u64>().unwrap(),
+                    compose.memory_bytes(service),
+                    "{service} memory"
+                );
+                limits += 1;
+            }
+            Some("pg_flag") => pg_flags.push(words.next().unwrap().to_string()),
+            _ => {}
+        }
+    }
+    assert_eq!(limits, SERVICES.len());
+    let want: Vec<String> = compose
+        .postgres_flags()
+        .iter()
+        .map(|(n, v)| format!("{n}={v}"))
+        .collect();
+    assert_eq!(pg_flags, want);
+    assert!(
+        config.lines().any(|l| l == "init_sql sql/init.sql"),
+        "{config}"
+    );
+    assert!(
+        config.lines().any(|l| l == "nginx_conf nginx/nginx.conf"),
+        "{config}"
+    );
+}
+
+// ---- nginx.conf ---------------------------------------------------------------------------
+
+/// Directive lines of nginx.conf without comments, whitespace-normalised.
+fn nginx_directives() -> Vec<String> {
+    read("nginx/nginx.conf")
+        .lines()
+        .map(|l| {
+            l.split('#')
+                .next()
+                .unwrap_or("")
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .filter(|l| !l.is_empty())
+        .collect()
+}
+
+#[test]
+fn nginx_conf_matches_the_topology_and_the_cpu_share() {
+    let d = nginx_directives();
+    let has = |s: &str| {
+        d.iter()
+            .any(|l| l == s || l.starts_with(&format!("{} ", s.trim_end_matches(';'))))
+    };
+    for line in [
+        "access_log off;",
+        "proxy_http_version 1.1;",
+        "proxy_set_header Connection \"\";",
+        "proxy_pass http://api;",
+    ] {
+        assert!(d.iter().any(|l| l == line), "nginx.conf lacks `{line}`");
+    }
+    assert!(
+        has("server api-01:8080") && has("server api-02:8080"),
+        "upstreams"
+    );
+    assert!(has("listen 9999"), "listen 9999");
+    assert!(
+        d.iter()
+            .any(|l| l.starts_with("keepalive ") && l.len() > "keepalive ;".len()),
+        "upstream keepalive"
+    );
+    assert!(
+        !d.iter().any(|l| l.starts_with("daemon")),
+        "the image passes `daemon off;` itself"
+    );
+    let workers: f64 = d
+        .iter()
+        .find_map(|l| {
+            l.strip_prefix("worker_processes ")?
+                .strip_suffix(';')?
+                .parse()
+                .ok()
+        })
+        .expect("worker_processes as a number");
+    let lb_cpus = Compose::load().cpus("lb");
+    assert_eq!(
+        workers,
+        lb_cpus.ceil().max(1.0),
+        "one worker per (started) CPU of lb's share"
+    );
+}
+
+#[test]
+fn nginx_conf_as_run_by_perf_stack_passes_nginx_t() {
+    let Some(nginx) = ["/usr/sbin/nginx", "/usr/local/sbin/nginx", "/usr/bin/nginx"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+    else {
+        eprintln!("SKIPPED: nginx is not installed (perf/stack up installs it)");
+        return;
+    };
+    let dir = TempDir::new("nginx");
+    let conf = stack(
+        &[
+            "nginx-conf",
+            "--port",
+            "19999",
+            "--api-ports",
+            "18081,18082",
+        ],
+        Some(dir.path()),
+    );
+    assert!(conf.contains("server 127.0.0.1:18081") && conf.contains("server 127.0.0.1:18082"));
+    assert!(conf.contains("listen 127.0.0.1:19999"));
+    let file = dir.path().join("nginx.conf");
+    fs::write(&file, &conf).unwrap();
+    let prefix = dir.path().join("nginx");
+    let out = Command::new(nginx)
+        .arg("-t")
+        .arg("-p")
+        .arg(&prefix)
+        .arg("-c")
+        .arg(&file)
+        .output()
+        .expect("run nginx -t");
+    assert!(
+        out.status.success(),
+        "nginx -t: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+// ---- Dockerfile and .dockerignore --------------------------------------------------------
+
+/// Dockerfile instructions with continuation lines joined and comments dropped.
+fn dockerfile_instructions() -> Vec<String> {
+    let mut out = Vec::new();
+    let mut current = String::new();
+    for line in read("Dockerfile").lines() {
+        let t = line.trim();
+        if t.starts_with('#') || (t.is_empty() && current.is_empty()) {
+            continue;
+        }
+        let (body, continued) = match t.strip_suffix('\\') {
+            Some(b) => (b.trim(), true),
+            None => (t, false),
+        };
+        if !current.is_empty() {
+            current.push(' ');
+        }
+        current.push_str(body);
+        if !continued {
+            out.push(std::mem::take(&mut current));
+        }
+    }
+    out
+}
+
+fn workspace_members() -> Vec<String> {
+    let manifest = read("Cargo.toml");
+    let start = manifest.find("members").expect("workspace members");
+    let list = &manifest[start..];
+    let list = &list[list.find('[').unwrap() + 1..list.find(']').unwrap()];
+    list.split(',')
+        .map(|m| m.trim().trim_matches('"').to_string())
+        .filter(|m| !m.is_empty() && m != ".")
+        .collect()
+}
+
+#[test]
+fn dockerfile_builds_the_static_binary_into_scratch() {
+    let ins = dockerfile_instructions();
+    let froms: Vec<&String> = ins.iter().filter(|i| i.starts_with("FROM ")).collect();
+    assert!(froms.len() >= 2, "multi-stage");
+    assert_eq!(froms.last().unwrap().as_str(), "FROM scratch");
+
+    let builds: Vec<&String> = ins
+        .iter()
+        .filter(|i| i.starts_with("RUN") && i.contains("cargo build"))
+        .collect();
+    assert!(!builds.is_empty());
+    for b in &builds {
+        for part in ["--release", "--locked", &format!("--target {MUSL_TARGET}")] {
+            assert!(b.contains(part), "`{b}` lacks {part}");
+        }
+        assert!(
+            b.contains("-p flashsale") || b.contains("--bin flashsale"),
+            "`{b}` must build only flashsale"
+        );
+    }
+    assert!(ins
+        .iter()
+        .any(|i| i.contains(&format!("rustup target add {MUSL_TARGET}"))));
+    // The real sources are touched before the last build (see the Dockerfile).
+    let last_build = builds.last().unwrap();
+    assert!(
+        last_build.contains("touch"),
+        "the final build must touch the copied sources"
+    );
+
+    // The runtime stage: the binary where compose's healthcheck expects it.
+    let final_stage = &ins[ins.iter().rposition(|i| i.starts_with("FROM ")).unwrap()..];
+    assert!(final_stage
+        .iter()
+        .any(|i| i.starts_with("COPY --from=") && i.ends_with(" /flashsale")));
+    assert!(final_stage
+        .iter()
+        .any(|i| i == "ENTRYPOINT [\"/flashsale\"]"));
+
+    // Each COPY source of the build stage exists and reaches the build
+    // context through the .dockerignore allowlist.
+    let context = docker_context();
+    for source in build_stage_copy_sources(&ins) {
+        let source = source.trim_start_matches("./").trim_end_matches('/');
+        assert!(
+            repo().join(source).exists(),
+            "COPY source {source} does not exist"
+        );
+        assert!(
+            context
+                .iter()
+                .any(|f| f == Path::new(source) || f.starts_with(source)),
+            ".dockerignore lets nothing of COPY source {source} in"
+        );
+    }
+    assert!(
+        !context
+            .iter()
+            .any(|f| f.starts_with("target") || f.starts_with(".stack")),
+        "build output in the context"
+    );
+    // Cargo loads every workspace member: each must reach the context.
+    for m in workspace_members() {
+        let manifest = PathBuf::from(format!("{m}/Cargo.toml"));
+        assert!(
+            context.contains(&manifest),
+            "workspace member {m}: {} is not in the build context",
+            manifest.display()
+        );
+    }
+}
+
+#[test]
+fn dockerfile_build_stage_loads_the_workspace() {
+    // Replays the build stage without Docker: the build context as
+    // .dockerignore makes it, the COPY instructions into an empty directory
+    // (the WORKDIR), and the RUN instructions as written, with `cargo build`
+    // standing in as `cargo tree --offline`: it loads every workspace member
+    // and resolves flashsale's dependencies for the musl target from the lock
+    // file, which is what can go wrong here (a member missing from the
+    // context, a target-less manifest, a stale lock). Compiling is left to
+    // the musl test below.
+    let ins = dockerfile_instructions();
+    let context = docker_context();
+    let dir = TempDir::new("docker-build");
+    let work = dir.path().join("build");
+    fs::create_dir_all(&work).unwrap();
+    let shim = dir.path().join("bin");
+    fs::create_dir_all(&shim).unwrap();
+    fs::write(
+        shim.join("cargo"),
+        "#!/bin/sh\n\
+         [ \"$1\" = build ] || exec \"$REAL_CARGO\" \"$@\"\n\
+         shift; args=\"\"\n\
+         for a in \"$@\"; do [ \"$a\" = --release ] || args=\"$args $a\"; done\n\
+         exec \"$REAL_CARGO\" tree --offline -e normal $args >/dev/null\n",
+    )
+    .unwrap();
+    fs::set_permissions(shim.join("cargo"), fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!(
+        "{}:{}",
+        shim.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+
+    let build_stage_end = ins
+        .iter()
+        .skip(1)
+        .position(|i| i.starts_with("FROM "))
+        .map_or(ins.len(), |p| p + 1);
+    let mut cargo_runs = 0;
+    for i in &ins[1..build_stage_end] {
+        if let Some(args) = i.strip_prefix("COPY ") {
+            assert!(
+                !args.contains("--from="),
+                "no COPY --from in the build stage"
+            );
+            let words: Vec<&str> = args
+                .split_whitespace()
+                .filter(|w| !w.starts_with("--"))
+                .collect();
+            let (dest, sources) = words.split_last().unwrap();
+            for source in sources {
+                docker_copy(&context, source, dest, sources.len() > 1, &work);
+            }
+        } else if let Some(script) = i.strip_prefix("RUN ") {
+            if script.starts_with("rustup ") {
+                continue;
+            }
+            // The stand-in cargo builds nothing: drop the copy of its output.
+            let replay: Vec<&str> = script
+                .split(" && ")
+                .filter(|c| !c.trim_start().starts_with("cp target/"))
+                .collect();
+            let out = Command::new("sh")
+                .args(["-c", &replay.join(" && ")])
+                .current_dir(&work)
+                .env("PATH", &path)
+                .env("REAL_CARGO", cargo())
+                .env_remove("CARGO_TARGET_DIR")
+                .output()
+                .expect("run sh");
+            assert!(
+                out.status.success(),
+                "Dockerfile `RUN {script}` fails on the copied context: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            cargo_runs += script.contains("cargo build") as usize;
+        }
+    }
+    assert_eq!(cargo_runs, 2, "a dependency build and the real build");
+    // The real build saw the real sources, not the stand-ins.
+    assert_eq!(
+        fs::read(work.join("src/main.rs")).unwrap(),
+        fs::read(repo().join("src/main.rs")).unwrap()
+    );
+}
+
+/// The source paths of the build stage's COPY instructions.
+fn build_stage_copy_sources(ins: &[String]) -> Vec<String> {
+    ins.iter()
+        .filter(|i| i.starts_with("COPY ") && !i.contains("--from="))
+        .flat_map(|i| {
+            let words: Vec<&str> = i
+                .split_whitespace()
+                .skip(1)
+                .filter(|w| !w.starts_with("--"))
+                .collect();
+            words[..words.len() - 1]
+                .iter()
+                .map(|w| w.to_string())
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// Files of the build context (relative paths), as .dockerignore filters
+/// it: the last pattern matching a path or one of its parents decides.
+/// target/ and .git are not walked (they must be excluded; asserted apart).
+fn docker_context() -> Vec<PathBuf> {
+    let rules: Vec<(bool, Vec<String>)> = read(".dockerignore")
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|l| {
+            let (include, pattern) = match l.strip_prefix('!') {
+                Some(p) => (true, p),
+                None => (false, l),
+            };
+            let pattern = pattern
+                .trim_start_matches("./")
+                .trim_start_matches('/')
+                .trim_end_matches('/');
+            (include, pattern.split('/').map(str::to_string).collect())
+        })
+        .collect();
+    let included = |rel: &Path| -> bool {
+        let parts: Vec<String> = rel
+            .iter()
+            .map(|p| p.to_string_lossy().into_owned())
+            .collect();
+        let mut verdict = true;
+        for (include, pattern) in &rules {
+            // A pattern matches the path or any parent directory of it.
+            let matches = (1..=parts.len()).any(|n| glob_segments(pattern, &parts[..n]));
+            if matches {
+                verdict = *include;
+            }
+        }
+        verdict
+    };
+    for excluded in ["target", ".git", ".stack"] {
+        assert!(
+            !included(Path::new(excluded).join("x").as_path()),
+            ".dockerignore must exclude {excluded}/"
+        );
+    }
+    let mut files = Vec::new();
+    let mut dirs = vec![PathBuf::new()];
+    while let Some(rel) = dirs.pop() {
+        for entry in fs::read_dir(repo().join(&rel)).unwrap() {
+            let entry = entry.unwrap();
+            let rel = rel.join(entry.file_name());
+            if entry.file_type().unwrap().is_dir() {
+                if !["target", ".git"].contains(&rel.to_str().unwrap_or("")) {
+                    dirs.push(rel);
+                }
+            } else if included(&rel) {
+                files.push(rel);
+            }
+        }
+    }
+    files.sort();
+    files
+}
+
+/// `*` and `?` within one path segment, other characters literally.
+fn glob_segments(pattern: &[String], path: &[String]) -> bool {
+    fn glob(p: &[u8], s: &[u8]) -> bool {
+        match (p.first(), s.first()) {
+            (None, None) => true,
+            (Some(b'*'), _) => glob(&p[1..], s) || (!s.is_empty() && glob(p, &s[1..])),
+            (Some(b'?'), Some(_)) => glob(&p[1..], &s[1..]),
+            (Some(a), Some(b)) if a == b => glob(&p[1..], &s[1..]),
+            _ => false,
+        }
+    }
+    pattern.len() == path.len()
+        && pattern
+            .iter()
+            .zip(path)
+            .all(|(p, s)| glob(p.as_bytes(), s.as_bytes()))
+}
+
+/// Docker's COPY of one context source into the work dir.
+fn docker_copy(context: &[PathBuf], source: &str, dest: &str, many: bool, work: &Path) {
+    let source = Path::new(source.trim_start_matches("./").trim_end_matches('/'));
+    let dest = work.join(dest.trim_start_matches("./"));
+    let is_dir = repo().join(source).is_dir();
+    let mut copied = 0;
+    for file in context
+        .iter()
+        .filter(|f| f.as_path() == source || f.starts_with(source))
+    {
+        let target = if is_dir {
+            dest.join(file.strip_prefix(source).unwrap())
+        } else if many || dest.to_string_lossy().ends_with('/') || dest.is_dir() {
+            dest.join(file.file_name().unwrap())
+        } else {
+            dest.clone()
+        };
+        fs::create_dir_all(target.parent().unwrap()).unwrap();
+        fs::copy(repo().join(file), &target).unwrap();
+        copied += 1;
+    }
+    assert!(
+        copied > 0,
+        "COPY {}: nothing of it is in the build context",
+        source.display()
+    );
+}
+
+// ---- the image's binary ------------------------------------------------------------------
+
+fn cargo() -> String {
+    std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string())
+}
+
+fn ensure_musl_target() {
+    let installed = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output();
+    match installed {
+        Ok(out)
+            if String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .any(|l| l.trim() == MUSL_TARGET) => {}
+        Ok(_) => {
+            eprintln!("installing the {MUSL_TARGET} target (rustup target add {MUSL_TARGET})");
+            let ok = Command::new("rustup")
+                .args(["target", "add", MUSL_TARGET])
+                .status()
+                .is_ok_and(|s| s.success());
+            assert!(
+                ok,
+                "the {MUSL_TARGET} target is missing and `rustup target add {MUSL_TARGET}` failed"
+            );
+        }
+        Err(_) => eprintln!(
+            "no rustup: assuming the toolchain has {MUSL_TARGET} (the build below says if not)"
+        ),
+    }
+}
+
+fn build_musl_release() -> PathBuf {
+    ensure_musl_target();
+    let status = Command::new(cargo())
+        .args([
+            "build",
+            "--release",
+            "--locked",
+            "--target",
+            MUSL_TARGET,
+            "-p",
+            "flashsale",
+        ])
+        .current_dir(repo())
+        .status()
+        .expect("run cargo build");
+    assert!(
+        status.success(),
+        "cargo build --release --target {MUSL_TARGET} -p flashsale failed"
+    );
+    let target_dir =
+        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| repo().join("target"), PathBuf::from);
+    target_dir.join(MUSL_TARGET).join("release/flashsale")
+}
+
+/// Program header types and the DT_NEEDED count of a 64-bit little-endian ELF file.
+fn elf_facts(bytes: &[u8]) -> (Vec<u32>, usize) {
+    let u16_at = |o: usize| u16::from_le_bytes(bytes[o..o + 2].try_into().unwrap()) as usize;
+    let u32_at = |o: usize| u32::from_le_bytes(bytes[o..o + 4].try_into().unwrap());
+    let u64_at = |o: usize| u64::from_le_bytes(bytes[o..o + 8].try_into().unwrap());
+    assert_eq!(&bytes[..4], b"\x7fELF", "not an ELF file");
+    assert_eq!(
+        (bytes[4], bytes[5]),
+        (2, 1),
+        "expected a 64-bit little-endian ELF"
+    );
+    let (phoff, phentsize, phnum) = (u64_at(0x20) as usize, u16_at(0x36), u16_at(0x38));
+    let mut types = Vec::new();
+    let mut needed = 0;
+    for i in 0..phnum {
+        let ph = phoff + i * phentsize;
+        let p_type = u32_at(ph);
+        types.push(p_type);
+        const PT_DYNAMIC: u32 = 2;
+        if p_type == PT_DYNAMIC {
+            let (offset, size) = (u64_at(ph + 8) as usize, u64_at(ph + 32) as usize);
+            for entry in bytes[offset..offset + size].chunks_exact(16) {
+                let tag = u64::from_le_bytes(entry[..8].try_into().unwrap());
+                const DT_NULL: u64 = 0;
+                const DT_NEEDED: u64 = 1;
+                match tag {
+                    DT_NULL => break,
+                    DT_NEEDED => needed += 1,
+                    _ => {}
+                }
+            }
+        }
+    }
+    (types, needed)
+}
+
+#[test]
+fn elf_reader_sees_the_loader_of_a_dynamic_binary() {
+    // Negative control: this test binary is linked against glibc.
+    let bytes = fs::read(std::env::current_exe().unwrap()).unwrap();
+    let (types, needed) = elf_facts(&bytes);
+    const PT_INTERP: u32 = 3;
+    assert!(
+        types.contains(&PT_INTERP) && needed > 0,
+        "program headers {types:?}, DT_NEEDED {needed}"
+    );
+}
+
+#[test]
+fn musl_release_binary_is_static_and_runs_alone_in_an_empty_root() {
+    let binary = build_musl_release();
+    let bytes = fs::read(&binary).unwrap();
+    let size = bytes.len() as u64;
+    eprintln!(
+        "image-equivalent binary: {} ({size} bytes, {:.2} MiB)",
+        binary.display(),
+        size as f64 / 1048576.0
+    );
+    assert!(
+        size < IMAGE_BYTES_MAX,
+        "binary of {size} bytes: the image must stay well under 5 MB"
+    );
+
+    const PT_INTERP: u32 = 3;
+    let (types, needed) = elf_facts(&bytes);
+    assert!(
+        !types.contains(&PT_INTERP),
+        "the binary asks for a dynamic loader (PT_INTERP)"
+    );
+    assert_eq!(needed, 0, "the binary needs shared libraries (DT_NEEDED)");
+
+    if is_root() {
+        run_alone_in_empty_root(&binary);
+    } else {
+        eprintln!("SKIPPED: the chroot check needs root");
+    }
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+fn run_alone_in_empty_root(binary: &Path) {
+    let root = TempDir::new("chroot");
+    fs::copy(binary, root.path().join("flashsale")).unwrap();
+    assert_eq!(
+        fs::read_dir(root.path()).unwrap().count(),
+        1,
+        "the root holds the binary only"
+    );
+
+    // A port nobody listens on: bound, then released.
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let chroot = ["/usr/sbin/chroot", "/usr/bin/chroot", "/sbin/chroot"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .expect("chroot (coreutils) not found");
+    // env_clear: the binary gets only PORT, as in a bare container.
+    let mut child = Command::new(chroot)
+        .arg(root.path())
+        .args(["/flashsale", "--healthcheck"])
+        .env_clear()
+        .env("PORT", port.to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run chroot");
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > HEALTHCHECK_EXIT_TIMEOUT {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("`flashsale --healthcheck` did not exit within {HEALTHCHECK_EXIT_TIMEOUT:?} (is the flag implemented?)");
+        }
+        thread::sleep(Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    let code = status.code();
+    if code == Some(125) && stderr.starts_with("chroot:") {
+        eprintln!("SKIPPED: chroot is not permitted here: {}", stderr.trim());
+        return;
+    }
+    eprintln!(
+        "chroot {} /flashsale --healthcheck (PORT={port}): exit {code:?}, stderr {stderr:?}",
+        root.path().display()
+    );
+    for loader_error in [
+        "No such file",
+        "failed to run command",
+        "error while loading shared libraries",
+        "Exec format",
+    ] {
+        assert!(
+            !stderr.contains(loader_error),
+            "the binary did not run alone: {stderr}"
+        );
+    }
+    assert_eq!(
+        code,
+        Some(1),
+        "a closed port must be exit 1 (stderr: {stderr})"
+    );
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "one line of reason on stderr: {stderr:?}");
+    assert!(
+        lines[0].contains(&port.to_string()),
+        "the reason should name what it probed: {stderr:?}"
+    );
+}
+
+// ---- helpers ------------------------------------------------------------------------------
+
+/// A directory removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> TempDir {
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let dir = std::env::temp_dir().join(format!(
+            "flashsale-deploy-{tag}-{}-{nanos}",
+            std::process::id()
+        ));
+        fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
