@@ -906,19 +906,6 @@ mod tests {
         }
     }
 
-    /// A 64-bit LCG (Knuth's MMIX constants): deterministic noise, no deps.
-    struct Lcg(u64);
-
-    impl Lcg {
-        fn next_u8(&mut self) -> u8 {
-            self.0 = self
-                .0
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (self.0 >> 56) as u8
-        }
-    }
-
     /// Whatever the result, its ranges must lie inside the input.
     fn check_invariants(input: &[u8], result: &Result<Parsed, HttpError>) {
         if let Ok(Parsed::Complete(request)) = result {
@@ -933,13 +920,13 @@ mod tests {
     #[test]
     fn garbage_never_panics() {
         const ALPHABET: &[u8] = b"GET POST/ HTTP/1.1\r\n:;,0123456789abcdefxContent-Length Transfer-Encoding chunked\t\0\xff";
-        let mut rng = Lcg(7);
+        let mut rng = fastrand::Rng::with_seed(7);
         let mut scratch = Vec::new();
         let mut input = Vec::new();
         for round in 0..20_000 {
             input.clear();
-            for _ in 0..rng.next_u8() {
-                let b = rng.next_u8();
+            for _ in 0..rng.u8(..) {
+                let b = rng.u8(..);
                 input.push(if round % 4 == 0 {
                     b
                 } else {
@@ -954,20 +941,20 @@ mod tests {
     #[test]
     fn mutated_requests_never_panic() {
         let seeds: &[&[u8]] = &[GET, POST, CHUNKED];
-        let mut rng = Lcg(99);
+        let mut rng = fastrand::Rng::with_seed(99);
         let mut scratch = Vec::new();
         let mut input = Vec::new();
         for round in 0..30_000 {
             input.clear();
             input.extend_from_slice(seeds[round % seeds.len()]);
-            for _ in 0..1 + rng.next_u8() % 3 {
-                let at = usize::from(rng.next_u8()) % input.len();
-                match rng.next_u8() % 3 {
-                    0 => input[at] = rng.next_u8(),
+            for _ in 0..1 + rng.u8(..) % 3 {
+                let at = usize::from(rng.u8(..)) % input.len();
+                match rng.u8(..) % 3 {
+                    0 => input[at] = rng.u8(..),
                     1 => {
                         input.remove(at);
                     }
-                    _ => input.insert(at, rng.next_u8()),
+                    _ => input.insert(at, rng.u8(..)),
                 }
             }
             let result = parse_request(&input, &mut scratch);
