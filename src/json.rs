@@ -1053,16 +1053,8 @@ mod tests {
         for _ in 0..20_000 {
             input.clear();
             input.extend_from_slice(seed);
-            for _ in 0..1 + rng.u8(..) % 4 {
-                let at = usize::from(rng.u8(..)) % input.len();
-                match rng.u8(..) % 3 {
-                    0 => input[at] = rng.u8(..),
-                    1 => {
-                        input.remove(at);
-                    }
-                    _ => input.insert(at, rng.u8(..)),
-                }
-            }
+            let edits = rng.usize(1..=4);
+            crate::test_support::damage(&mut rng, &mut input, edits);
             let _ = parse_object(&input, |key, value| {
                 let _ = key.chars().count();
                 if let Value::Str(text) = value {

@@ -13,3 +13,26 @@ pub mod http;
 pub mod json;
 pub mod pg;
 pub mod server;
+
+/// Helpers shared by the unit tests of the parsers.
+#[cfg(test)]
+pub(crate) mod test_support {
+    /// Damages `input` in `edits` places: a byte replaced, removed or
+    /// inserted at random (never leaving it empty by removal alone).
+    pub fn damage(rng: &mut fastrand::Rng, input: &mut Vec<u8>, edits: usize) {
+        for _ in 0..edits {
+            if input.is_empty() {
+                input.push(rng.u8(..));
+                continue;
+            }
+            let at = rng.usize(..input.len());
+            match rng.u8(..3) {
+                0 => input[at] = rng.u8(..),
+                1 => {
+                    input.remove(at);
+                }
+                _ => input.insert(at, rng.u8(..)),
+            }
+        }
+    }
+}

@@ -788,16 +788,8 @@ mod tests {
         for _ in 0..20_000 {
             input.clear();
             input.extend_from_slice(&seed);
-            for _ in 0..1 + rng.u8(..) % 3 {
-                let at = usize::from(rng.u8(..)) % input.len();
-                match rng.u8(..) % 3 {
-                    0 => input[at] = rng.u8(..),
-                    1 => {
-                        input.remove(at);
-                    }
-                    _ => input.insert(at, rng.u8(..)),
-                }
-            }
+            let edits = rng.usize(1..=3);
+            crate::test_support::damage(&mut rng, &mut input, edits);
             if let Ok(order) = order_request(&input, &mut scratch) {
                 assert!((1..=5).contains(&order.quantity));
                 assert!(!order.customer_id.is_empty());

@@ -947,16 +947,8 @@ mod tests {
         for round in 0..30_000 {
             input.clear();
             input.extend_from_slice(seeds[round % seeds.len()]);
-            for _ in 0..1 + rng.u8(..) % 3 {
-                let at = usize::from(rng.u8(..)) % input.len();
-                match rng.u8(..) % 3 {
-                    0 => input[at] = rng.u8(..),
-                    1 => {
-                        input.remove(at);
-                    }
-                    _ => input.insert(at, rng.u8(..)),
-                }
-            }
+            let edits = rng.usize(1..=3);
+            crate::test_support::damage(&mut rng, &mut input, edits);
             let result = parse_request(&input, &mut scratch);
             check_invariants(&input, &result);
         }
