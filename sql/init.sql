@@ -29,8 +29,15 @@ CREATE TABLE IF NOT EXISTS orders (
     unit_price      integer     NOT NULL,
     total_price     integer     NOT NULL,
     status          text        NOT NULL CHECK (status IN ('CONFIRMED', 'CANCELLED')),
-    created_at      timestamptz NOT NULL DEFAULT now()
+    -- The moment of the insert, not of the transaction's start (now()): a
+    -- transaction that waited for a product's row lock must not stamp its
+    -- order earlier than the order that held the lock. Orders of one product
+    -- are inserted under that lock, so per product created_at rises with seq
+    -- and "most recent first" means the same by either column.
+    created_at      timestamptz NOT NULL DEFAULT clock_timestamp()
 );
+-- Databases created before the default changed.
+ALTER TABLE orders ALTER COLUMN created_at SET DEFAULT clock_timestamp();
 
 CREATE INDEX IF NOT EXISTS orders_product_recent ON orders (product_id, seq DESC);
 

@@ -458,3 +458,44 @@ fn two_servers_orders_and_cancels_keep_the_stock_equation() {
     ));
     assert_eq!(cancelled_rows, cancels);
 }
+
+/// Regression: `created_at` was the transaction's start (`now()`), so an
+/// order whose transaction began before another's but inserted after it
+/// (it waited) was listed first with an older timestamp. Here the early
+/// transaction is a psql session that sleeps before placing its order.
+#[test]
+fn an_order_that_waited_is_not_listed_with_an_older_timestamp() {
+    let s = stack();
+    let product = s.create_product(100, 50);
+    let late_key = new_uuid_v4();
+    thread::scope(|scope| {
+        let early = scope.spawn(|| {
+            s.cluster.psql(&format!(
+                "BEGIN; SELECT pg_sleep(0.5); \
+                 SELECT outcome FROM place_order({product}, '{late_key}', 'began first', 1); COMMIT;"
+            ))
+        });
+        thread::sleep(std::time::Duration::from_millis(150));
+        let mut conn = s.conn();
+        let response = conn.post("/orders", &order_body(product, &new_uuid_v4(), 1));
+        assert_eq!(response.status, 201, "{response}");
+        join(early);
+    });
+    let listing = s.conn().get(&format!("/orders?product_id={product}"));
+    let orders = listing.json(200);
+    let orders = orders.get("orders").as_array();
+    assert_eq!(orders.len(), 2);
+    let created: Vec<&str> = orders
+        .iter()
+        .map(|o| o.get("created_at").as_str())
+        .collect();
+    assert!(
+        created[0] >= created[1],
+        "most recent first by created_at too: {created:?}"
+    );
+    assert_eq!(
+        orders[0].get("customer_id").as_str(),
+        "began first",
+        "inserted last, listed first"
+    );
+}
