@@ -1,0 +1,407 @@
+//! The challenge's stress test against a running stack; see perf/README.md.
+//!
+//!   stress [--url http://127.0.0.1:9999] [--burst-secs 60] [--cancel-secs 30]
+//!          [--vus 50] [--replay-vus 10] [--cancel-vus 30] [--wave-order-vus 10]
+//!          [--think-ms 200] [--rate 50] [--max-conns 256] [--quantity-max 5]
+//!          [--cancel-fraction 0.3] [--dup-cancels 3] [--dup-keys 3]
+//!          [--timeout-ms 10000] [--warmup-secs 60] [--p99-ms 500]
+//!          [--failed-pct 1] [--verify-max 20000] [--threads 1] [--seed N]
+//!          [--peer] [--json PATH]
+//!
+//! Exit status: 0 when every rule and criterion passes, 1 when one fails,
+//! 2 when the run could not be made (bad options, stack not healthy).
+
+use std::collections::{BTreeMap, HashSet};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use flashsale_stress::args::Args;
+use flashsale_stress::http::Target;
+use flashsale_stress::ledger::RuleReport;
+use flashsale_stress::open_model::OpenReport;
+use flashsale_stress::scenario::{self, Ctx, Options};
+use flashsale_stress::stats::{self, latency_json, EndpointStats};
+use flashsale_stress::sysinfo::{CpuUse, CpuWindow};
+use serde_json::{json, Value};
+
+const BURST_SECS_MAX: u64 = 3600;
+const VUS_MAX: usize = 5000;
+const RATE_MAX: f64 = 100_000.0;
+
+struct Cli {
+    url: String,
+    opts: Options,
+    threads: usize,
+    json: Option<String>,
+    p99_bound_ms: f64,
+    failed_pct_max: f64,
+}
+
+fn parse_cli() -> Result<Cli, String> {
+    let mut a = Args::parse(std::env::args().skip(1), &["peer"])?;
+    let d = Options::default();
+    let secs = |v: u64| Duration::from_secs(v.min(BURST_SECS_MAX));
+    let ms = Duration::from_millis;
+    let opts = Options {
+        burst: secs(a.get("burst-secs", d.burst.as_secs())?),
+        cancel: secs(a.get("cancel-secs", d.cancel.as_secs())?),
+        vus: a.get("vus", d.vus)?.min(VUS_MAX),
+        replay_vus: a.get("replay-vus", d.replay_vus)?.min(VUS_MAX),
+        cancel_vus: a.get("cancel-vus", d.cancel_vus)?.min(VUS_MAX),
+        wave_order_vus: a.get("wave-order-vus", d.wave_order_vus)?.min(VUS_MAX),
+        think: ms(a.get("think-ms", d.think.as_millis() as u64)?),
+        rate: a.get("rate", d.rate)?.clamp(0.0, RATE_MAX),
+        max_conns: a.get("max-conns", d.max_conns)?,
+        quantity_max: a.get("quantity-max", d.quantity_max)?,
+        cancel_fraction: a.get("cancel-fraction", d.cancel_fraction)?.clamp(0.0, 1.0),
+        dup_cancels: a.get("dup-cancels", d.dup_cancels)?.clamp(2, 16),
+        dup_keys: a.get("dup-keys", d.dup_keys)?.clamp(2, 16),
+        timeout: ms(a.get("timeout-ms", d.timeout.as_millis() as u64)?),
+        warmup: secs(a.get("warmup-secs", d.warmup.as_secs())?),
+        peer: a.flag("peer"),
+        seed: a.get("seed", 0)?,
+        verify_max: a.get("verify-max", d.verify_max)?,
+    };
+    let cli = Cli {
+        url: a.get("url", "http://127.0.0.1:9999".to_owned())?,
+        threads: a.get("threads", 1usize)?.clamp(1, 64),
+        json: a.opt("json"),
+        p99_bound_ms: a.get("p99-ms", 500.0)?,
+        failed_pct_max: a.get("failed-pct", 1.0)?,
+        opts,
+    };
+    let rest = a.finish()?;
+    if !rest.is_empty() {
+        return Err(format!("unexpected argument(s): {}", rest.join(" ")));
+    }
+    Ok(cli)
+}
+
+fn usage() -> String {
+    let src = include_str!("stress.rs");
+    src.lines()
+        .skip(2)
+        .take_while(|l| l.starts_with("//!"))
+        .map(|l| l.trim_start_matches("//!").trim_start_matches(' '))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn main() -> ExitCode {
+    if std::env::args().any(|a| a == "--help" || a == "-h") {
+        println!("{}", usage());
+        return ExitCode::SUCCESS;
+    }
+    let cli = match parse_cli() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("stress: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let target = match Target::parse(&cli.url) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("stress: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(cli.threads)
+        .enable_all()
+        .build();
+    let rt = match rt {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("stress: cannot start the runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match rt.block_on(run(&cli, target)) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("stress: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+struct Criterion {
+    name: &'static str,
+    passed: bool,
+    detail: String,
+}
+
+async fn run(cli: &Cli, target: Target) -> Result<bool, String> {
+    let o = &cli.opts;
+    let ctx = Ctx::new(o.clone(), target);
+    println!(
+        "stress: {}  burst {} s ({} users, {} replay users, open model {}/s), cancel wave {} s ({} cancel users, {} order users, the replay users){}",
+        cli.url,
+        o.burst.as_secs(),
+        o.vus,
+        o.replay_vus,
+        o.rate,
+        o.cancel.as_secs(),
+        o.cancel_vus,
+        o.wave_order_vus,
+        if o.peer { ", challenge.md contract only (--peer)" } else { "" }
+    );
+    let healthy_after = scenario::warm_up(&ctx).await?;
+    println!(
+        "phase 1 warm-up: GET /products/1 answered 200 after {:.1} s",
+        healthy_after.as_secs_f64()
+    );
+    let baseline = scenario::fetch_products(&ctx).await?;
+    let preexisting: HashSet<String> = scenario::fetch_listings(&ctx)
+        .await?
+        .into_values()
+        .flatten()
+        .map(|o| o.order_id)
+        .collect();
+    let fresh = baseline
+        .values()
+        .all(|p| p.current_stock == p.initial_stock)
+        && preexisting.is_empty();
+    let stock_text: Vec<String> = baseline
+        .values()
+        .map(|p| format!("{}:{}/{}", p.id, p.current_stock, p.initial_stock))
+        .collect();
+    println!(
+        "baseline: stock (current/initial) {}; {}",
+        stock_text.join(" "),
+        if fresh {
+            "fresh stack".to_owned()
+        } else {
+            format!(
+                "NOT fresh ({} orders listed already): stock is checked relative to this start",
+                preexisting.len()
+            )
+        }
+    );
+
+    let cpu = CpuWindow::start();
+    let t_burst = Instant::now();
+    let open = scenario::burst(&ctx).await;
+    let burst_s = t_burst.elapsed().as_secs_f64();
+    let (orders_after_burst, units_after_burst) = {
+        let l = ctx.ledger();
+        (l.order_count(), l.orders().map(|o| o.quantity).sum::<i64>())
+    };
+    println!("phase 2 burst: {burst_s:.1} s, {orders_after_burst} orders confirmed ({units_after_burst} units)");
+    if let Some(r) = &open {
+        println!(
+            "  open model: {} scheduled at {}/s, dispatch lag p99 {:.2} ms max {:.2} ms, {} unfinished",
+            r.scheduled,
+            o.rate,
+            r.dispatch_lag.quantile_ms(0.99),
+            r.dispatch_lag.max_ms(),
+            r.unfinished
+        );
+    }
+    let t_wave = Instant::now();
+    let chosen = scenario::cancel_wave(&ctx).await;
+    let wave_s = t_wave.elapsed().as_secs_f64();
+    let cpu_use = cpu.finish();
+    let cancelled = ctx.ledger().orders().filter(|o| o.cancelled()).count();
+    println!(
+        "phase 3 cancellation wave: {wave_s:.1} s, {chosen} of {orders_after_burst} confirmed orders chosen, {cancelled} cancelled"
+    );
+    println!(
+        "  load generator: {:.2} cores on average; machine {:.0} % busy ({} cores)",
+        cpu_use.generator_cores,
+        cpu_use.machine_busy * 100.0,
+        flashsale_stress::sysinfo::cpu_count()
+    );
+
+    let (final_state, rules) = scenario::validate(&ctx, baseline, preexisting).await?;
+    let window_s = burst_s + wave_s;
+    let load = ctx.stats.snapshot();
+    let checks = ctx.check_stats.snapshot();
+
+    println!(
+        "\nrequests of the burst and the wave (latency from send; open model: from schedule):"
+    );
+    print!("{}", stats::table(&load, window_s));
+    let all = stats::merged(&load, |_| true);
+    let placing = stats::merged(&load, |l| {
+        l.starts_with("POST /orders") && !l.contains("/cancel")
+    });
+    print!("{}", stats::row("ALL REQUESTS", &all, window_s));
+    print!(
+        "{}",
+        stats::row("ORDER PLACEMENT (every POST /orders)", &placing, window_s)
+    );
+    println!("\nwarm-up, baseline and validation requests (not in the criteria):");
+    print!("{}", stats::table(&checks, window_s));
+
+    let criteria = criteria(cli, &all, &placing, &checks, &rules);
+    println!("\nconsistency rules (challenge.md), from the client's ledger:");
+    for r in &rules {
+        println!("  {} {}: {}", pass_word(r.passed), r.rule.name(), r.checked);
+        for v in &r.violations {
+            println!("      - {v}");
+        }
+        if r.violation_count > r.violations.len() {
+            println!("      ... {} more", r.violation_count - r.violations.len());
+        }
+    }
+    println!("pass criteria:");
+    for c in &criteria {
+        println!("  {} {}: {}", pass_word(c.passed), c.name, c.detail);
+    }
+    let passed = criteria.iter().all(|c| c.passed);
+    println!("RESULT: {}", if passed { "PASS" } else { "FAIL" });
+
+    if let Some(path) = &cli.json {
+        let summary = summary_json(
+            cli,
+            &ctx,
+            &load,
+            &checks,
+            window_s,
+            (burst_s, wave_s),
+            open.as_ref(),
+            cpu_use,
+            &rules,
+            &criteria,
+            fresh,
+            passed,
+        );
+        let text = serde_json::to_string_pretty(&summary).map_err(|e| e.to_string())?;
+        std::fs::write(path, text + "\n").map_err(|e| format!("cannot write {path}: {e}"))?;
+        println!("summary written to {path}");
+    }
+    let _ = final_state;
+    Ok(passed)
+}
+
+fn pass_word(ok: bool) -> &'static str {
+    if ok {
+        "PASS"
+    } else {
+        "FAIL"
+    }
+}
+
+fn criteria(
+    cli: &Cli,
+    all: &EndpointStats,
+    placing: &EndpointStats,
+    checks: &BTreeMap<&'static str, EndpointStats>,
+    rules: &[RuleReport],
+) -> Vec<Criterion> {
+    // Startup is the warm-up; the validation requests count for availability.
+    let after_startup = stats::merged(checks, |l| l != scenario::L_WARMUP);
+    let five = all.count_5xx() + after_startup.count_5xx();
+    let broken = all.transport_errors
+        + all.timeouts
+        + after_startup.transport_errors
+        + after_startup.timeouts;
+    let order_p99 = placing.latency.quantile_ms(0.99);
+    let all_p99 = all.latency.quantile_ms(0.99);
+    let failed_pct = if all.count() == 0 {
+        100.0
+    } else {
+        all.failed as f64 * 100.0 / all.count() as f64
+    };
+    let rules_ok = rules.iter().filter(|r| r.passed).count();
+    vec![
+        Criterion {
+            name: "availability",
+            passed: five == 0 && broken == 0,
+            detail: format!("{five} answers 5xx, {broken} connection errors or timeouts outside startup (must be 0)"),
+        },
+        Criterion {
+            name: "order placement p99",
+            passed: placing.count() > 0 && order_p99 < cli.p99_bound_ms,
+            detail: format!("{order_p99:.1} ms over {} requests (< {} ms)", placing.count(), cli.p99_bound_ms),
+        },
+        Criterion {
+            name: "all requests p99 (published test)",
+            passed: all_p99 < cli.p99_bound_ms,
+            detail: format!("{all_p99:.1} ms over {} requests (< {} ms)", all.count(), cli.p99_bound_ms),
+        },
+        Criterion {
+            name: "failed requests (published test)",
+            passed: failed_pct < cli.failed_pct_max,
+            detail: format!(
+                "{failed_pct:.3} % ({} of {}: errors or unexpected statuses; < {} %)",
+                all.failed,
+                all.count(),
+                cli.failed_pct_max
+            ),
+        },
+        Criterion {
+            name: "consistency rules",
+            passed: rules_ok == rules.len(),
+            detail: format!("{rules_ok} of {} pass", rules.len()),
+        },
+    ]
+}
+
+#[allow(clippy::too_many_arguments)]
+fn summary_json(
+    cli: &Cli,
+    ctx: &Arc<Ctx>,
+    load: &BTreeMap<&'static str, EndpointStats>,
+    checks: &BTreeMap<&'static str, EndpointStats>,
+    window_s: f64,
+    (burst_s, wave_s): (f64, f64),
+    open: Option<&OpenReport>,
+    cpu: CpuUse,
+    rules: &[RuleReport],
+    criteria: &[Criterion],
+    fresh: bool,
+    passed: bool,
+) -> Value {
+    let o = &cli.opts;
+    let l = ctx.ledger();
+    let all = stats::merged(load, |_| true);
+    let placing = stats::merged(load, |l| {
+        l.starts_with("POST /orders") && !l.contains("/cancel")
+    });
+    let unix_s = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    json!({
+        "tool": "flashsale-stress",
+        "finished_unix_s": unix_s,
+        "target": cli.url,
+        "fresh_stack": fresh,
+        "options": {
+            "burst_secs": o.burst.as_secs(), "cancel_secs": o.cancel.as_secs(), "vus": o.vus,
+            "replay_vus": o.replay_vus, "cancel_vus": o.cancel_vus, "wave_order_vus": o.wave_order_vus,
+            "think_ms": o.think.as_millis() as u64, "rate_per_s": o.rate, "quantity_max": o.quantity_max,
+            "cancel_fraction": o.cancel_fraction, "peer": o.peer, "threads": cli.threads,
+        },
+        "phases_s": { "burst": burst_s, "cancel_wave": wave_s },
+        "open_model": open.map(|r| json!({
+            "scheduled": r.scheduled,
+            "unfinished": r.unfinished,
+            "dispatch_lag_ms": latency_json(&r.dispatch_lag),
+        })),
+        "load_generator": { "cores": cpu.generator_cores, "machine_busy": cpu.machine_busy },
+        "endpoints": load.iter().map(|(k, e)| e.to_json(k, window_s)).collect::<Vec<_>>(),
+        "all_requests": all.to_json("all", window_s),
+        "order_placement": placing.to_json("POST /orders (all)", window_s),
+        "check_requests": checks.iter().map(|(k, e)| e.to_json(k, window_s)).collect::<Vec<_>>(),
+        "ledger": {
+            "orders": l.order_count(),
+            "units": l.orders().map(|o| o.quantity).sum::<i64>(),
+            "cancelled_orders": l.orders().filter(|o| o.cancelled()).count(),
+            "stock_min": l.stock_min().iter().map(|(k, v)| (k.to_string(), json!(v))).collect::<serde_json::Map<_, _>>(),
+        },
+        "rules": rules.iter().map(|r| json!({
+            "rule": r.rule.name(), "passed": r.passed, "checked": r.checked,
+            "violation_count": r.violation_count, "violations": r.violations,
+        })).collect::<Vec<_>>(),
+        "criteria": criteria.iter().map(|c| json!({
+            "criterion": c.name, "passed": c.passed, "detail": c.detail,
+        })).collect::<Vec<_>>(),
+        "passed": passed,
+    })
+}
