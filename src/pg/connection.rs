@@ -320,9 +320,9 @@ impl Connection {
         Ok(())
     }
 
-    /// Edge-triggered: read until the socket would block, processing each
-    /// chunk as it arrives so the buffer holds at most one unfinished answer
-    /// plus whatever follows it.
+    /// Edge-triggered: read until the socket would block, or a short read
+    /// shows it drained, processing each chunk as it arrives so the buffer
+    /// holds at most one unfinished answer plus whatever follows it.
     fn read_and_process(
         &mut self,
         ctx: &Context<'_>,
@@ -330,11 +330,17 @@ impl Connection {
     ) -> Result<(), ConnectionError> {
         loop {
             self.make_room()?;
+            let room = self.read_buf.len() - self.read_tail;
             match self.socket.read(&mut self.read_buf[self.read_tail..]) {
                 Ok(0) => return Err(ConnectionError("server closed the connection".into())),
                 Ok(n) => {
                     self.read_tail += n;
                     self.process(ctx, on_reply)?;
+                    if n < room {
+                        // A short read drained the socket; under edge-triggered
+                        // readiness more data raises a new event (epoll(7), Q9).
+                        return Ok(());
+                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,

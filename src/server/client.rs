@@ -57,8 +57,13 @@ pub struct Client {
 /// What a read attempt found.
 #[derive(Debug, PartialEq, Eq)]
 pub enum ReadOutcome {
-    /// New bytes were appended to `input`.
+    /// New bytes were appended to `input`; there may be more.
     Data,
+    /// New bytes were appended and the socket is drained: the read returned
+    /// less than asked. For a stream socket under edge-triggered readiness
+    /// that is as good as `WouldBlock` (epoll(7), "Q9"): data arriving later
+    /// raises a new edge. Saves the read that would only say EAGAIN.
+    DataDrained,
     /// Nothing more for now.
     WouldBlock,
     /// Not reading: a request is in flight, the connection is closing, or a
@@ -115,7 +120,11 @@ impl Client {
             Ok(0) => Ok(ReadOutcome::Eof),
             Ok(n) => {
                 self.input.extend_from_slice(&scratch[..n]);
-                Ok(ReadOutcome::Data)
+                Ok(if n < room {
+                    ReadOutcome::DataDrained
+                } else {
+                    ReadOutcome::Data
+                })
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(ReadOutcome::WouldBlock),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(ReadOutcome::Data),

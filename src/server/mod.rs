@@ -253,7 +253,15 @@ impl Server {
         for i in 0..self.resuming.len() {
             let index = self.resuming[i];
             self.serve_input(index, now);
-            self.read_from(index, now);
+            // Only a connection that stopped reading may have bytes waiting
+            // in its socket; the others would get EAGAIN.
+            if self
+                .connections
+                .client(index)
+                .is_some_and(|c| c.read_paused)
+            {
+                self.read_from(index, now);
+            }
         }
         self.resuming.clear();
         self.send_batches(now);
@@ -344,6 +352,10 @@ impl Server {
                         continue;
                     }
                     self.serve_input(index, now);
+                }
+                Ok(ReadOutcome::DataDrained) => {
+                    self.serve_input(index, now);
+                    return;
                 }
                 Ok(ReadOutcome::WouldBlock | ReadOutcome::Paused) => return,
                 Ok(ReadOutcome::Eof) => {
