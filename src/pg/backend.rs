@@ -210,7 +210,12 @@ pub fn parameter_types(body: &[u8]) -> Result<Vec<u32>, ProtocolError> {
     if count < 0 {
         return Err(ProtocolError::new("negative parameter count"));
     }
-    (0..count).map(|_| r.i32().map(|v| v as u32)).collect()
+    // Reserve for what the body can hold, not for what it claims.
+    let mut types = Vec::with_capacity((count as usize).min(r.bytes.len() / 4));
+    for _ in 0..count {
+        types.push(r.i32()? as u32);
+    }
+    Ok(types)
 }
 
 /// (column name, type OID) of each field of a RowDescription message.
@@ -220,7 +225,10 @@ pub fn row_description(body: &[u8]) -> Result<Vec<(String, u32)>, ProtocolError>
     if count < 0 {
         return Err(ProtocolError::new("negative column count"));
     }
-    let mut columns = Vec::with_capacity(count as usize);
+    // A field takes at least 19 bytes (empty name, then 18 bytes of
+    // numbers): reserve for what the body can hold, not for what it claims.
+    const FIELD_BYTES_MIN: usize = 19;
+    let mut columns = Vec::with_capacity((count as usize).min(r.bytes.len() / FIELD_BYTES_MIN));
     for _ in 0..count {
         let name = String::from_utf8_lossy(r.cstr()?).into_owned();
         let _table_oid = r.i32()?;
@@ -434,6 +442,18 @@ mod tests {
         row.extend(0i16.to_be_bytes());
         assert_eq!(row_description(&row).unwrap(), vec![("id".to_string(), 23)]);
         assert!(row_description(&row[..row.len() - 1]).is_err());
+    }
+
+    /// Regression (found by fuzzing): a description claiming 32767 columns
+    /// made the client reserve ~1 MiB before noticing the body was empty.
+    #[test]
+    fn descriptions_reserve_only_what_the_body_can_hold() {
+        let claims_many = 0x7fffi16.to_be_bytes();
+        assert!(row_description(&claims_many).is_err());
+        assert!(parameter_types(&claims_many).is_err());
+        let mut one_param = 1i16.to_be_bytes().to_vec();
+        one_param.extend(23i32.to_be_bytes());
+        assert_eq!(parameter_types(&one_param).unwrap().capacity(), 1);
     }
 
     #[test]
