@@ -39,7 +39,7 @@ const READ_SCRATCH_BYTES: usize = 64 * 1024;
 /// Sent (best effort) to a connection accepted past `HTTP_CONNECTIONS_MAX`.
 const TOO_MANY_CONNECTIONS: &[u8] =
     b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n\
-Content-Length: 35\r\nConnection: close\r\n\r\n{\"error\":\"too many open connections\"}";
+Content-Length: 37\r\nConnection: close\r\n\r\n{\"error\":\"too many open connections\"}";
 
 /// A connection slot; `generation` changes when the slot is reused, so a
 /// database answer for a connection that has gone is recognised and dropped.
@@ -723,5 +723,24 @@ fn write_health(out: &mut Vec<u8>, healthy: bool, keep_alive: bool) {
         write_json_response(out, 200, br#"{"status":"ok"}"#, keep_alive, None);
     } else {
         write_error(out, 503, "database unavailable", keep_alive, None);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The one response written by hand: its Content-Length must match.
+    #[test]
+    fn the_too_many_connections_answer_is_framed_right() {
+        let text = std::str::from_utf8(TOO_MANY_CONNECTIONS).unwrap();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap();
+        let length = head
+            .lines()
+            .find_map(|l| l.strip_prefix("Content-Length: "))
+            .and_then(|v| v.parse::<usize>().ok())
+            .unwrap();
+        assert_eq!(length, body.len());
+        assert!(head.starts_with("HTTP/1.1 503 ") && head.contains("Connection: close"));
     }
 }
