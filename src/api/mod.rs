@@ -14,7 +14,7 @@ use std::time::Instant;
 use crate::http::response::{write_error, write_json_response};
 use crate::pg::{Param, Pool, Refused, Reply, Row};
 use render::Malformed;
-use route::{Command, Refusal};
+use route::{refuse, Command, Refusal, ORDER_NOT_FOUND, PRODUCT_NOT_FOUND};
 use statements::*;
 
 /// What a connection waits for from the database; decides how the answer
@@ -28,26 +28,11 @@ pub enum Awaiting {
     GetOrder,
 }
 
-const DATABASE_UNAVAILABLE: Refusal = refusal_503("database unavailable");
-const PRODUCT_NOT_FOUND: Refusal = Refusal {
-    status: 404,
-    message: "product not found",
-    allow: None,
-};
-const ORDER_NOT_FOUND: Refusal = Refusal {
-    status: 404,
-    message: "order not found",
-    allow: None,
-};
-const OVERLOADED: Refusal = refusal_503("server overloaded, retry later");
-
-const fn refusal_503(message: &'static str) -> Refusal {
-    Refusal {
-        status: 503,
-        message,
-        allow: None,
-    }
-}
+pub const DATABASE_UNAVAILABLE: Refusal = refuse(503, "database unavailable");
+pub const DATABASE_ERROR: Refusal = refuse(503, "database error");
+const OVERLOADED: Refusal = refuse(503, "server overloaded, retry later");
+const INSUFFICIENT_STOCK: Refusal = refuse(409, "insufficient stock");
+const ALREADY_CANCELLED: Refusal = refuse(409, "order already cancelled");
 
 /// Sends `command` to the database. `Command::Health` never gets here.
 pub fn submit(
@@ -97,9 +82,6 @@ pub fn refusal_for(refused: Refused) -> Refusal {
     }
 }
 
-pub const DATABASE_UNAVAILABLE_REFUSAL: Refusal = DATABASE_UNAVAILABLE;
-pub const DATABASE_ERROR_REFUSAL: Refusal = refusal_503("database error");
-
 /// Writes the complete HTTP response for a database reply into `out`;
 /// `body` is scratch space reused across responses.
 pub fn write_reply(
@@ -110,7 +92,25 @@ pub fn write_reply(
     out: &mut Vec<u8>,
 ) {
     body.clear();
-    match answer(awaiting, reply, body) {
+    let answer = answer(awaiting, reply, body);
+    write_answer(answer, keep_alive, body, out);
+}
+
+/// Writes the answer to one order of a `place_orders` batch.
+pub fn write_batch_order_reply(
+    row: Row<'_>,
+    keep_alive: bool,
+    body: &mut Vec<u8>,
+    out: &mut Vec<u8>,
+) {
+    body.clear();
+    let answer = place_order_answer(Some(row), BATCH_ROW_FIRST_COLUMN, body);
+    write_answer(answer, keep_alive, body, out);
+}
+
+/// A success status with its body in `body`, or a refusal, as a response.
+fn write_answer(answer: Result<u16, Refusal>, keep_alive: bool, body: &[u8], out: &mut Vec<u8>) {
+    match answer {
         Ok(status) => write_json_response(out, status, body, keep_alive, None),
         Err(refusal) => write_refusal(out, refusal, keep_alive),
     }
@@ -137,12 +137,8 @@ fn answer(awaiting: Awaiting, reply: Reply<'_>, body: &mut Vec<u8>) -> Result<u1
                 "database error for {awaiting:?}: {} ({} {})",
                 error.message, error.severity, error.code
             );
-            return Err(refusal_503("database error"));
+            return Err(DATABASE_ERROR);
         }
-    };
-    let malformed = |Malformed| {
-        eprintln!("database answer for {awaiting:?} has an unexpected NULL");
-        refusal_503("database error")
     };
     let first = rows.first();
     match awaiting {
@@ -155,11 +151,7 @@ fn answer(awaiting: Awaiting, reply: Reply<'_>, body: &mut Vec<u8>) -> Result<u1
                     render::cancelled(body, &order_id, restored);
                     Ok(200)
                 }
-                CANCEL_ALREADY => Err(Refusal {
-                    status: 409,
-                    message: "order already cancelled",
-                    allow: None,
-                }),
+                CANCEL_ALREADY => Err(ALREADY_CANCELLED),
                 CANCEL_NO_ORDER => Err(ORDER_NOT_FOUND),
                 _ => Err(malformed(Malformed)),
             }
@@ -183,30 +175,12 @@ fn answer(awaiting: Awaiting, reply: Reply<'_>, body: &mut Vec<u8>) -> Result<u1
     }
 }
 
-/// Writes the answer to one order of a `place_orders` batch.
-pub fn write_batch_order_reply(
-    row: Row<'_>,
-    keep_alive: bool,
-    body: &mut Vec<u8>,
-    out: &mut Vec<u8>,
-) {
-    body.clear();
-    match place_order_answer(Some(row), BATCH_ROW_FIRST_COLUMN, body) {
-        Ok(status) => write_json_response(out, status, body, keep_alive, None),
-        Err(refusal) => write_refusal(out, refusal, keep_alive),
-    }
-}
-
 /// A `place_order` outcome row (outcome code in column `first`).
 fn place_order_answer(
     row: Option<Row<'_>>,
     first: usize,
     body: &mut Vec<u8>,
 ) -> Result<u16, Refusal> {
-    let malformed = |Malformed| {
-        eprintln!("database answer for an order has an unexpected NULL");
-        refusal_503("database error")
-    };
     let row = row.ok_or(Malformed).map_err(malformed)?;
     match row.i32(first).ok_or(Malformed).map_err(malformed)? {
         code @ (ORDER_CREATED | ORDER_REPLAYED) => {
@@ -214,11 +188,15 @@ fn place_order_answer(
             Ok(if code == ORDER_CREATED { 201 } else { 200 })
         }
         ORDER_NO_PRODUCT => Err(PRODUCT_NOT_FOUND),
-        ORDER_INSUFFICIENT_STOCK => Err(Refusal {
-            status: 409,
-            message: "insufficient stock",
-            allow: None,
-        }),
+        ORDER_INSUFFICIENT_STOCK => Err(INSUFFICIENT_STOCK),
         _ => Err(malformed(Malformed)),
     }
+}
+
+/// The database answered with a shape the statements exclude (a NULL where
+/// the schema has NOT NULL, an unknown outcome code): log it, answer 503.
+#[cold]
+fn malformed(_: Malformed) -> Refusal {
+    eprintln!("database answer of an unexpected shape (NULL or unknown outcome code)");
+    DATABASE_ERROR
 }

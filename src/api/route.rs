@@ -32,10 +32,10 @@ pub struct Refusal {
 pub type Routed<'a> = Result<Command<'a>, Refusal>;
 
 const NOT_FOUND: Refusal = refuse(404, "not found");
-const PRODUCT_NOT_FOUND: Refusal = refuse(404, "product not found");
-const ORDER_NOT_FOUND: Refusal = refuse(404, "order not found");
+pub const PRODUCT_NOT_FOUND: Refusal = refuse(404, "product not found");
+pub const ORDER_NOT_FOUND: Refusal = refuse(404, "order not found");
 
-const fn refuse(status: u16, message: &'static str) -> Refusal {
+pub const fn refuse(status: u16, message: &'static str) -> Refusal {
     Refusal {
         status,
         message,

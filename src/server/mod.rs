@@ -650,7 +650,7 @@ impl Connections {
                 }
                 // Every order has its row; should one be missing, its
                 // connection must still hear something.
-                self.refuse_all(&batch, api::DATABASE_ERROR_REFUSAL, now);
+                self.refuse_all(&batch, api::DATABASE_ERROR, now);
                 self.batches.recycle(batch);
             }
             Reply::Failed(error) => {
@@ -664,7 +664,7 @@ impl Connections {
                 self.batches.retry_singly(batch);
             }
             Reply::Unavailable => {
-                self.refuse_all(&batch, api::DATABASE_UNAVAILABLE_REFUSAL, now);
+                self.refuse_all(&batch, api::DATABASE_UNAVAILABLE, now);
                 self.batches.recycle(batch);
             }
         }
