@@ -627,17 +627,7 @@ impl Ledger {
                 detail: d,
             });
         }
-        if let Some(d) = order_mismatch(order, e) {
-            let rule = if d.contains("status") {
-                Rule::CancelSafety
-            } else {
-                Rule::OrderConsistency
-            };
-            found.push(Violation {
-                rule,
-                detail: format!("listing: {d}"),
-            });
-        }
+        push_mismatch(found, "listing", order, e);
     }
 
     /// Rules 3, 4, 5 through GET /orders/{id} of every ledger order.
@@ -682,17 +672,7 @@ impl Ledger {
                     detail: d,
                 });
             }
-            if let Some(d) = order_mismatch(order, v) {
-                let rule = if d.contains("status") {
-                    Rule::CancelSafety
-                } else {
-                    Rule::OrderConsistency
-                };
-                found.push(Violation {
-                    rule,
-                    detail: format!("look-up: {d}"),
-                });
-            }
+            push_mismatch(found, "look-up", order, v);
         }
         format!("{n} orders looked up one by one")
     }
@@ -749,6 +729,23 @@ fn order_mismatch(o: &LedgerOrder, v: &OrderView) -> Option<String> {
         diffs.push(format!("status {} (books {want})", v.status));
     }
     (!diffs.is_empty()).then(|| format!("order {}: {}", o.order_id, diffs.join(", ")))
+}
+
+/// A difference between the books and what the API showed (`source`:
+/// listing or look-up): a wrong status breaks cancel safety, anything else
+/// order consistency.
+fn push_mismatch(found: &mut Vec<Violation>, source: &str, order: &LedgerOrder, seen: &OrderView) {
+    if let Some(d) = order_mismatch(order, seen) {
+        let rule = if d.contains("status") {
+            Rule::CancelSafety
+        } else {
+            Rule::OrderConsistency
+        };
+        found.push(Violation {
+            rule,
+            detail: format!("{source}: {d}"),
+        });
+    }
 }
 
 #[cfg(test)]

@@ -246,6 +246,19 @@ impl Vu {
         record(&self.stats, label, r, latency, expected);
     }
 
+    /// GET /products/{id}, read into a product.
+    async fn get_product(&mut self, id: i64) -> Result<ProductView, String> {
+        let path = format!("/products/{id}");
+        let resp = self
+            .call(L_PRODUCT, Method::Get, &path, None, &[200])
+            .await
+            .map_err(|e| format!("GET {path}: {e}"))?;
+        if resp.status != 200 {
+            return Err(format!("GET {path}: status {}", resp.status));
+        }
+        ProductView::parse(&resp.body).ok_or_else(|| format!("GET {path}: unreadable product"))
+    }
+
     async fn call(
         &mut self,
         label: &'static str,
@@ -409,22 +422,7 @@ pub async fn fetch_products(ctx: &Arc<Ctx>) -> Result<BTreeMap<i64, ProductView>
     let mut vu = Vu::new(ctx, "check".into(), Arc::clone(&ctx.check_stats));
     let mut out = BTreeMap::new();
     for id in PRODUCT_IDS {
-        let r = vu
-            .call(
-                L_PRODUCT,
-                Method::Get,
-                &format!("/products/{id}"),
-                None,
-                &[200],
-            )
-            .await;
-        let resp = r.map_err(|e| format!("GET /products/{id}: {e}"))?;
-        if resp.status != 200 {
-            return Err(format!("GET /products/{id}: status {}", resp.status));
-        }
-        let p = ProductView::parse(&resp.body)
-            .ok_or_else(|| format!("GET /products/{id}: unreadable product"))?;
-        out.insert(id, p);
+        out.insert(id, vu.get_product(id).await?);
     }
     Ok(out)
 }
@@ -690,20 +688,7 @@ async fn stock_sampler(ctx: Arc<Ctx>, deadline: Instant) {
     let mut vu = Vu::new(&ctx, "sampler".into(), Arc::clone(&ctx.stats));
     while until(deadline) {
         for id in PRODUCT_IDS {
-            let r = vu
-                .call(
-                    L_PRODUCT,
-                    Method::Get,
-                    &format!("/products/{id}"),
-                    None,
-                    &[200],
-                )
-                .await;
-            if let Some(p) = r
-                .ok()
-                .filter(|x| x.status == 200)
-                .and_then(|x| ProductView::parse(&x.body))
-            {
+            if let Ok(p) = vu.get_product(id).await {
                 let in_burst = ctx.in_burst.load(Ordering::Relaxed);
                 ctx.ledger().on_stock_sample(&p, in_burst);
             }
