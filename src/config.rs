@@ -1,9 +1,11 @@
-//! Every limit of the process, in one place, as named constants; and the
+//! Every limit of the process, in one place, as named constants; the
+//! relationships between them, checked when the crate compiles; and the
 //! runtime configuration read from the environment.
 //!
 //! A limit past which the server would otherwise grow is answered instead:
-//! 413/431 for oversized requests, 503 when the database pipelines and the
-//! wait queue are full, and a closed socket for idle or slow clients.
+//! 413/431 for oversized requests, 503 when the database pipelines, the wait
+//! queue or the order batches are full, and a closed socket for idle or slow
+//! clients.
 
 use std::time::Duration;
 
@@ -15,13 +17,24 @@ pub const HTTP_HEAD_BYTES_MAX: usize = 8 * 1024;
 pub const HTTP_HEADERS_MAX: usize = 32;
 /// Request body. Order bodies are ~150 bytes; larger bodies get 413.
 pub const HTTP_BODY_BYTES_MAX: usize = 4 * 1024;
+/// Chunk-size lines, chunk extensions and trailers are framing, not payload;
+/// they get the same allowance as a head so a client cannot stream endless
+/// extensions while the decoded body stays small.
+pub const HTTP_CHUNKED_FRAMING_BYTES_MAX: usize = HTTP_HEAD_BYTES_MAX;
+/// A chunked body, framing included, as it sits in the input buffer.
+pub const HTTP_CHUNKED_BODY_BYTES_MAX: usize = HTTP_BODY_BYTES_MAX + HTTP_CHUNKED_FRAMING_BYTES_MAX;
 /// Unparsed bytes kept per connection: one whole request (head, body and
 /// chunked framing) fits; pipelined requests beyond it wait in the socket.
-pub const HTTP_INPUT_BYTES_MAX: usize = 2 * HTTP_HEAD_BYTES_MAX + HTTP_BODY_BYTES_MAX;
+pub const HTTP_INPUT_BYTES_MAX: usize = HTTP_HEAD_BYTES_MAX + HTTP_CHUNKED_BODY_BYTES_MAX;
 /// Unsent response bytes per connection before it stops reading more
 /// requests (a client that sends but does not read).
 pub const HTTP_OUTPUT_BYTES_MAX: usize = 64 * 1024;
-/// Open client connections per process; further accepts are closed at once.
+/// An output buffer that grew past `HTTP_OUTPUT_BYTES_MAX` (a long answer
+/// to a slow reader) shrinks back to this once written: idle connections
+/// should not keep that memory.
+pub const HTTP_OUTPUT_BYTES_KEPT: usize = 1024;
+/// Open client connections per process; further accepts are answered 503
+/// and closed at once.
 pub const HTTP_CONNECTIONS_MAX: usize = 4096;
 /// An idle keep-alive connection, or one that sent a partial request, is
 /// closed after this long without completing a request.
@@ -33,24 +46,83 @@ pub const HTTP_LINGER_TIMEOUT: Duration = Duration::from_secs(2);
 /// How often idle, slow and lingering connections are looked for.
 pub const HTTP_SWEEP_INTERVAL: Duration = Duration::from_millis(500);
 
-/// After SIGTERM/SIGINT, in-flight requests get this long to be answered.
+// ---- The event loop -------------------------------------------------------
+
+/// Readiness events taken from one `epoll_wait`; more wait for the next turn.
+pub const EVENTS_PER_TURN_MAX: usize = 1024;
+/// One socket read takes at most this much (into a buffer shared by every
+/// connection); `HTTP_INPUT_BYTES_MAX` bounds what a connection keeps.
+pub const READ_CHUNK_BYTES: usize = 64 * 1024;
+/// Writing the touched connections at the end of a turn may let pipelined
+/// requests be answered at once, which queues more output; this many passes
+/// take it, anything left goes out next turn (the loop does not sleep while
+/// output is queued).
+pub const FLUSH_PASSES_PER_TURN_MAX: usize = 4;
+/// After SIGTERM/SIGINT, in-flight requests get this long to be answered,
+/// and the loop looks this often whether they are.
 pub const SHUTDOWN_DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+pub const SHUTDOWN_POLL_INTERVAL: Duration = Duration::from_millis(50);
+/// `flashsale --healthcheck`: connecting, sending and reading each get this long.
+pub const HEALTHCHECK_TIMEOUT: Duration = Duration::from_secs(2);
+
+// ---- Request bodies -------------------------------------------------------
+
+/// Nesting levels of a JSON body, counting the top-level object as one.
+/// Request bodies are flat; the bound only stops hostile input from buying
+/// unbounded recursion.
+pub const JSON_DEPTH_MAX: usize = 32;
+/// A customer id, in Unicode scalar values (not bytes: 50 × "é" is valid).
+/// `sql/init.sql` checks the same bound.
+pub const CUSTOMER_ID_CHARS_MAX: usize = 50;
+/// The same in UTF-8 bytes, at four bytes a character.
+pub const CUSTOMER_ID_BYTES_MAX: usize = 4 * CUSTOMER_ID_CHARS_MAX;
+/// Units per order; `sql/init.sql` checks the same range.
+pub const QUANTITY_MIN: i64 = 1;
+pub const QUANTITY_MAX: i64 = 5;
+
+// ---- Answers ----------------------------------------------------------------
+
+/// `GET /orders?product_id=N` lists this many orders, most recent first.
+pub const ORDERS_LISTED_MAX: i64 = 50;
+/// Initial size of the buffer answers are rendered into (it grows to the
+/// longest answer once, then stays).
+pub const ANSWER_BODY_BYTES_INITIAL: usize = 16 * 1024;
+
+// ---- Orders -------------------------------------------------------------------
+
+/// Orders sent to the database in one `place_orders` call (one transaction).
+/// All orders of one loop turn go together up to this many; more start a new
+/// batch. Bounds the time a batch holds product row locks.
+pub const PG_ORDER_BATCH_MAX: usize = 64;
+/// Order batches per process: the one taking this turn's orders plus those
+/// at the database (or being retried order by order). All are allocated at
+/// start, so the order path never allocates. When every one is busy, new
+/// orders wait in the open batch until one comes back; when the open batch
+/// is full as well, an order is refused with 503.
+pub const ORDER_BATCHES_MAX: usize = 16;
 
 // ---- Postgres -------------------------------------------------------------
 
 /// Connections per process (overridable by `DB_POOL_SIZE`).
 pub const PG_POOL_SIZE_DEFAULT: usize = 3;
+/// A pool larger than this is a configuration mistake, not a tuning choice:
+/// each connection is a Postgres backend process.
+pub const PG_POOL_SIZE_MAX: usize = 64;
 /// Requests in flight on one connection (sent, not yet answered).
 pub const PG_PIPELINE_DEPTH_MAX: usize = 128;
 /// Requests waiting for a pipeline slot across the whole pool; past this a
 /// new request is refused at once ("overloaded", HTTP 503).
 pub const PG_WAIT_QUEUE_MAX: usize = 1024;
-/// Orders sent to the database in one `place_orders` call (one transaction).
-/// All orders of one loop turn go together up to this many; more start a new
-/// batch. Bounds the time a batch holds product row locks.
-pub const PG_ORDER_BATCH_MAX: usize = 64;
+/// Initial size of the buffer waiting requests are encoded into.
+pub const PG_WAIT_QUEUE_BYTES_INITIAL: usize = 4 * 1024;
 /// One backend message; anything larger is treated as corrupt data.
 pub const PG_MESSAGE_BYTES_MAX: usize = 1024 * 1024;
+/// A connection's read buffer: one answer is kept whole until its
+/// ReadyForQuery, so it may grow from the initial size to the maximum.
+pub const PG_READ_BUF_BYTES_INITIAL: usize = 16 * 1024;
+pub const PG_READ_BUF_BYTES_MAX: usize = 2 * PG_MESSAGE_BYTES_MAX;
+/// Initial size of a connection's outgoing buffer.
+pub const PG_WRITE_BUF_BYTES_INITIAL: usize = 16 * 1024;
 /// Connect + startup + authentication + statement preparation.
 pub const PG_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// The oldest in-flight request on a connection; past it the connection is
@@ -60,6 +132,39 @@ pub const PG_REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 pub const PG_RECONNECT_DELAY_MIN: Duration = Duration::from_millis(50);
 pub const PG_RECONNECT_DELAY_MAX: Duration = Duration::from_secs(2);
 pub const PG_RECONNECT_JITTER_FRACTION: f64 = 0.5;
+/// Name resolution blocks, so a resolved address is reused until a
+/// connection slot failed this many times in a row.
+pub const PG_RESOLVE_AGAIN_AFTER_FAILURES: u32 = 3;
+/// An outage logs its first failed attempt, then only every this many.
+pub const PG_RECONNECT_LOG_EVERY: u32 = 10;
+
+// ---- How the limits relate (checked at compile time) ------------------------
+
+const _: () = {
+    assert!(HTTP_INPUT_BYTES_MAX >= HTTP_HEAD_BYTES_MAX + HTTP_CHUNKED_BODY_BYTES_MAX);
+    assert!(HTTP_CHUNKED_BODY_BYTES_MAX >= HTTP_BODY_BYTES_MAX);
+    assert!(HTTP_OUTPUT_BYTES_KEPT <= HTTP_OUTPUT_BYTES_MAX);
+    assert!(READ_CHUNK_BYTES > 0 && FLUSH_PASSES_PER_TURN_MAX > 0);
+    assert!(HTTP_PARTIAL_REQUEST_TIMEOUT.as_nanos() <= HTTP_IDLE_TIMEOUT.as_nanos());
+    assert!(SHUTDOWN_POLL_INTERVAL.as_nanos() < SHUTDOWN_DRAIN_TIMEOUT.as_nanos());
+    // An order body with its strings fully \u-escaped (at most 12 bytes a
+    // character, as a surrogate pair) and every field named stays below the
+    // body limit: no valid order is refused as too large.
+    assert!(12 * (CUSTOMER_ID_CHARS_MAX + 36) + 256 <= HTTP_BODY_BYTES_MAX);
+    assert!(1 <= QUANTITY_MIN && QUANTITY_MIN <= QUANTITY_MAX && QUANTITY_MAX <= i32::MAX as i64);
+    assert!(ORDERS_LISTED_MAX > 0);
+    assert!(PG_ORDER_BATCH_MAX >= 1 && ORDER_BATCHES_MAX >= 2);
+    // Batch tags carry the position of an order in its batch in 16 bits.
+    assert!(PG_ORDER_BATCH_MAX < 1 << 16 && ORDER_BATCHES_MAX < 1 << 16);
+    assert!(PG_POOL_SIZE_DEFAULT >= 1 && PG_POOL_SIZE_DEFAULT <= PG_POOL_SIZE_MAX);
+    assert!(PG_PIPELINE_DEPTH_MAX >= 1);
+    assert!(PG_READ_BUF_BYTES_INITIAL <= PG_READ_BUF_BYTES_MAX);
+    // A whole answer of messages up to the message limit fits the buffer.
+    assert!(PG_READ_BUF_BYTES_MAX >= 2 * PG_MESSAGE_BYTES_MAX);
+    assert!(PG_RECONNECT_DELAY_MIN.as_nanos() <= PG_RECONNECT_DELAY_MAX.as_nanos());
+    assert!(PG_REQUEST_TIMEOUT.as_nanos() > PG_CONNECT_TIMEOUT.as_nanos());
+    assert!(PG_RESOLVE_AGAIN_AFTER_FAILURES >= 1 && PG_RECONNECT_LOG_EVERY >= 1);
+};
 
 // ---- Runtime settings -------------------------------------------------------
 
@@ -73,9 +178,6 @@ pub struct Settings {
 
 pub const PORT_DEFAULT: u16 = 8080;
 pub const DATABASE_URL_DEFAULT: &str = "postgres://postgres:postgres@db:5432/flashsale";
-/// A pool larger than this is a configuration mistake, not a tuning choice:
-/// each connection is a Postgres backend process.
-pub const PG_POOL_SIZE_MAX: usize = 64;
 
 impl Settings {
     pub fn from_env() -> Result<Settings, String> {
@@ -155,5 +257,22 @@ mod tests {
         ] {
             assert!(settings(&vars).is_err(), "{vars:?}");
         }
+    }
+
+    /// The schema repeats two bounds of this file in CHECK constraints;
+    /// they must say the same.
+    #[test]
+    fn the_schema_checks_the_same_bounds() {
+        let schema = include_str!("../sql/init.sql");
+        let customer = format!("char_length(customer_id) BETWEEN 1 AND {CUSTOMER_ID_CHARS_MAX}");
+        let quantity = format!("quantity BETWEEN {QUANTITY_MIN} AND {QUANTITY_MAX}");
+        assert!(
+            schema.contains(&customer),
+            "sql/init.sql lacks {customer:?}"
+        );
+        assert!(
+            schema.contains(&quantity),
+            "sql/init.sql lacks {quantity:?}"
+        );
     }
 }

@@ -17,9 +17,7 @@
 use std::fmt;
 use std::str::Chars as StrChars;
 
-/// Nesting levels, counting the top-level object as one. Request bodies are
-/// flat; the bound only stops hostile input from buying unbounded recursion.
-pub const JSON_DEPTH_MAX: usize = 32;
+use crate::config::JSON_DEPTH_MAX;
 
 const MSG_NOT_OBJECT: &str = "body must be a JSON object";
 const MSG_NOT_UTF8: &str = "body must be valid UTF-8";

@@ -9,6 +9,7 @@
 
 pub mod api;
 pub mod config;
+pub mod const_text;
 pub mod http;
 pub mod json;
 pub mod pg;

@@ -7,12 +7,12 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
 
-use flashsale::config::Settings;
+use flashsale::config::{Settings, HEALTHCHECK_TIMEOUT};
 use flashsale::server::Server;
 
-const HEALTHCHECK_TIMEOUT: Duration = Duration::from_secs(2);
+/// `HTTP/1.1 200`: enough of the answer to judge it.
+const STATUS_PREFIX_BYTES: usize = 12;
 
 /// Set by SIGTERM / SIGINT; the event loop then drains and returns.
 static STOP: AtomicBool = AtomicBool::new(false);
@@ -102,7 +102,7 @@ fn probe_health(port: u16) -> Result<(), String> {
         .map_err(|e| format!("cannot send the request: {e}"))?;
     let mut head = [0u8; 64];
     let mut len = 0;
-    while len < 12 {
+    while len < STATUS_PREFIX_BYTES {
         match stream.read(&mut head[len..]) {
             Ok(0) => break,
             Ok(n) => len += n,

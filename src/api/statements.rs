@@ -2,6 +2,8 @@
 //! outcome codes of the SQL functions in `sql/init.sql`. Parameter and
 //! column types here are checked against the database at connect time.
 
+use crate::config::ORDERS_LISTED_MAX;
+use crate::const_text::Part;
 use crate::pg::{oid, Statement, StatementId};
 
 pub const PLACE_ORDER: StatementId = 0;
@@ -70,12 +72,24 @@ pub static STATEMENTS: &[Statement] = &[
     Statement {
         // No row: no such product. One row with a NULL order: no orders yet.
         name: "list_orders",
-        sql: "SELECT o.id, o.customer_id, o.quantity, o.total_price, o.status, o.created_at \
-              FROM products p LEFT JOIN LATERAL \
-                (SELECT * FROM orders WHERE product_id = p.id ORDER BY seq DESC LIMIT 50) o ON true \
-              WHERE p.id = $1 ORDER BY o.seq DESC",
+        sql: crate::const_text!(
+            Part::Str(
+                "SELECT o.id, o.customer_id, o.quantity, o.total_price, o.status, o.created_at \
+                 FROM products p LEFT JOIN LATERAL \
+                   (SELECT * FROM orders WHERE product_id = p.id ORDER BY seq DESC LIMIT "
+            ),
+            Part::Int(ORDERS_LISTED_MAX),
+            Part::Str(") o ON true WHERE p.id = $1 ORDER BY o.seq DESC"),
+        ),
         param_types: &[oid::INT4],
-        column_types: &[oid::UUID, oid::TEXT, oid::INT4, oid::INT4, oid::TEXT, oid::TIMESTAMPTZ],
+        column_types: &[
+            oid::UUID,
+            oid::TEXT,
+            oid::INT4,
+            oid::INT4,
+            oid::TEXT,
+            oid::TIMESTAMPTZ,
+        ],
     },
     Statement {
         name: "get_order",
@@ -87,7 +101,12 @@ pub static STATEMENTS: &[Statement] = &[
     Statement {
         name: "place_orders",
         sql: "SELECT * FROM place_orders($1, $2, $3, $4)",
-        param_types: &[oid::INT4_ARRAY, oid::UUID_ARRAY, oid::TEXT_ARRAY, oid::INT4_ARRAY],
+        param_types: &[
+            oid::INT4_ARRAY,
+            oid::UUID_ARRAY,
+            oid::TEXT_ARRAY,
+            oid::INT4_ARRAY,
+        ],
         column_types: BATCH_ORDER_COLUMNS,
     },
 ];

@@ -8,12 +8,9 @@
 //! inspected in the request buffer, and only the customer id, which the order
 //! needs later, is decoded into the caller's scratch.
 
+use crate::config::{CUSTOMER_ID_CHARS_MAX, QUANTITY_MAX, QUANTITY_MIN};
+use crate::const_text::Part;
 use crate::json::{self, JsonStr, Value};
-
-/// Unicode scalar values, not bytes: 50 × "é" is a valid customer id.
-pub const CUSTOMER_ID_CHARS_MAX: usize = 50;
-pub const QUANTITY_MIN: i64 = 1;
-pub const QUANTITY_MAX: i64 = 5;
 
 /// `8-4-4-4-12` hex digits.
 const UUID_TEXT_LEN: usize = 36;
@@ -34,11 +31,20 @@ const MSG_KEY_REQUIRED: &str = "idempotency_key is required";
 const MSG_KEY_FORMAT: &str = "idempotency_key must be a UUID v4 string";
 const MSG_KEY_DUPLICATE: &str = "duplicate field: idempotency_key";
 const MSG_CUSTOMER_REQUIRED: &str = "customer_id is required";
-const MSG_CUSTOMER_FORMAT: &str = "customer_id must be a string of 1 to 50 characters";
+const MSG_CUSTOMER_FORMAT: &str = crate::const_text!(
+    Part::Str("customer_id must be a string of 1 to "),
+    Part::Int(CUSTOMER_ID_CHARS_MAX as i64),
+    Part::Str(" characters"),
+);
 const MSG_CUSTOMER_NUL: &str = "customer_id must not contain NUL characters";
 const MSG_CUSTOMER_DUPLICATE: &str = "duplicate field: customer_id";
 const MSG_QUANTITY_REQUIRED: &str = "quantity is required";
-const MSG_QUANTITY_RANGE: &str = "quantity must be an integer from 1 to 5";
+const MSG_QUANTITY_RANGE: &str = crate::const_text!(
+    Part::Str("quantity must be an integer from "),
+    Part::Int(QUANTITY_MIN),
+    Part::Str(" to "),
+    Part::Int(QUANTITY_MAX),
+);
 const MSG_QUANTITY_DUPLICATE: &str = "duplicate field: quantity";
 
 /// A validated `POST /orders` body.
@@ -368,6 +374,19 @@ mod tests {
 
     fn ok(product_id: ProductRef, customer: &str, quantity: i32) -> Outcome {
         Ok((product_id, customer.to_string(), quantity))
+    }
+
+    /// The messages that name a bound are built from `config.rs`.
+    #[test]
+    fn bound_messages_read_as_before() {
+        assert_eq!(
+            MSG_CUSTOMER_FORMAT,
+            "customer_id must be a string of 1 to 50 characters"
+        );
+        assert_eq!(
+            MSG_QUANTITY_RANGE,
+            "quantity must be an integer from 1 to 5"
+        );
     }
 
     #[test]

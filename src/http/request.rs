@@ -16,14 +16,9 @@ use std::ops::Range;
 
 use httparse::{Header, Status, EMPTY_HEADER};
 
-use crate::config::{HTTP_BODY_BYTES_MAX, HTTP_HEADERS_MAX, HTTP_HEAD_BYTES_MAX};
-
-/// Chunk-size lines, chunk extensions and trailers are framing, not payload;
-/// they get the same allowance as a head so a client cannot stream endless
-/// extensions while the decoded body stays small.
-const CHUNKED_FRAMING_BYTES_MAX: usize = HTTP_HEAD_BYTES_MAX;
-/// A chunked body, framing included, as it sits in the input buffer.
-const CHUNKED_ENCODED_BYTES_MAX: usize = HTTP_BODY_BYTES_MAX + CHUNKED_FRAMING_BYTES_MAX;
+use crate::config::{
+    HTTP_BODY_BYTES_MAX, HTTP_CHUNKED_BODY_BYTES_MAX, HTTP_HEADERS_MAX, HTTP_HEAD_BYTES_MAX,
+};
 const VERSION_PREFIX: &[u8] = b"HTTP/";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -374,7 +369,7 @@ fn decode_chunked(input: &[u8], out: &mut Vec<u8>) -> Result<Option<usize>, Http
         }
         out.extend_from_slice(&input[data.clone()]);
         pos = data.end + 2;
-        if pos > CHUNKED_ENCODED_BYTES_MAX {
+        if pos > HTTP_CHUNKED_BODY_BYTES_MAX {
             return Err(HttpError::BodyTooLarge);
         }
     }
@@ -382,7 +377,7 @@ fn decode_chunked(input: &[u8], out: &mut Vec<u8>) -> Result<Option<usize>, Http
         Some(len) => len,
         None => return more_chunked_input(input),
     };
-    if pos > CHUNKED_ENCODED_BYTES_MAX {
+    if pos > HTTP_CHUNKED_BODY_BYTES_MAX {
         return Err(HttpError::BodyTooLarge);
     }
     Ok(Some(pos))
@@ -391,7 +386,7 @@ fn decode_chunked(input: &[u8], out: &mut Vec<u8>) -> Result<Option<usize>, Http
 /// The body is incomplete, so everything buffered after the head is body:
 /// once that exceeds the bound, waiting longer cannot help.
 fn more_chunked_input(input: &[u8]) -> Result<Option<usize>, HttpError> {
-    if input.len() > CHUNKED_ENCODED_BYTES_MAX {
+    if input.len() > HTTP_CHUNKED_BODY_BYTES_MAX {
         Err(HttpError::BodyTooLarge)
     } else {
         Ok(None)
@@ -826,8 +821,8 @@ mod tests {
         let head = b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n";
         let over = format!("{:x}\r\n", HTTP_BODY_BYTES_MAX + 1);
         let half = format!("{:x}\r\n{}\r\n{:x}\r\n", 2048, "x".repeat(2048), 2049);
-        let long_extension = format!("1;{}", "e".repeat(CHUNKED_ENCODED_BYTES_MAX));
-        let long_trailer = format!("0\r\nX: {}", "t".repeat(CHUNKED_ENCODED_BYTES_MAX));
+        let long_extension = format!("1;{}", "e".repeat(HTTP_CHUNKED_BODY_BYTES_MAX));
+        let long_trailer = format!("0\r\nX: {}", "t".repeat(HTTP_CHUNKED_BODY_BYTES_MAX));
         let table: &[(&[u8], HttpError)] = &[
             // Refused on the declared size alone, before the data arrives.
             (over.as_bytes(), HttpError::BodyTooLarge),

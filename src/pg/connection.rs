@@ -28,16 +28,12 @@ use postgres_protocol::authentication::sasl::{ChannelBinding, ScramSha256, SCRAM
 use postgres_protocol::message::frontend;
 use postgres_protocol::IsNull;
 
-use crate::config::PG_MESSAGE_BYTES_MAX;
+use crate::config::{PG_READ_BUF_BYTES_INITIAL, PG_READ_BUF_BYTES_MAX, PG_WRITE_BUF_BYTES_INITIAL};
 use crate::pg::backend::{self, tag, AuthRequest, DbError, ProtocolError};
 use crate::pg::reply::{Reply, Rows};
 use crate::pg::types::{Param, Statement, StatementId};
 use crate::pg::url::ConnectConfig;
 
-const READ_BUF_BYTES_INITIAL: usize = 16 * 1024;
-/// One answer is kept whole in the read buffer until its ReadyForQuery.
-const READ_BUF_BYTES_MAX: usize = 2 * PG_MESSAGE_BYTES_MAX;
-const WRITE_BUF_BYTES_INITIAL: usize = 16 * 1024;
 /// All parameters and all result columns travel in binary format.
 const BINARY: i16 = 1;
 
@@ -185,7 +181,7 @@ impl Connection {
             token,
             Interest::READABLE | Interest::WRITABLE,
         )?;
-        let mut write_buf = BytesMut::with_capacity(WRITE_BUF_BYTES_INITIAL);
+        let mut write_buf = BytesMut::with_capacity(PG_WRITE_BUF_BYTES_INITIAL);
         let params = [
             ("user", config.user.as_str()),
             ("database", config.database.as_str()),
@@ -196,7 +192,7 @@ impl Connection {
         Ok(Connection {
             socket,
             phase: Phase::Connecting,
-            read_buf: vec![0; READ_BUF_BYTES_INITIAL],
+            read_buf: vec![0; PG_READ_BUF_BYTES_INITIAL],
             read_head: 0,
             read_tail: 0,
             scan: 0,
@@ -366,8 +362,8 @@ impl Connection {
             self.scan -= shift;
             self.answer_error_at = self.answer_error_at.map(|at| at - shift);
             self.read_head = 0;
-        } else if self.read_buf.len() < READ_BUF_BYTES_MAX {
-            let grown = (self.read_buf.len() * 2).min(READ_BUF_BYTES_MAX);
+        } else if self.read_buf.len() < PG_READ_BUF_BYTES_MAX {
+            let grown = (self.read_buf.len() * 2).min(PG_READ_BUF_BYTES_MAX);
             self.read_buf.resize(grown, 0);
         } else {
             return Err(ConnectionError(

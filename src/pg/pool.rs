@@ -115,7 +115,7 @@ impl Pool {
             token_base,
             slots,
             waiting: VecDeque::with_capacity(config.wait_queue_max),
-            waiting_bytes: BytesMut::with_capacity(4096),
+            waiting_bytes: BytesMut::with_capacity(config::PG_WAIT_QUEUE_BYTES_INITIAL),
             resolved: None,
             last_error: None,
             reconnects: 0,
@@ -408,14 +408,14 @@ impl Pool {
     /// the database is unreachable anyway. IP literals and Unix sockets never
     /// resolve.
     fn resolve(&mut self, index: usize) -> Result<ResolvedTarget, String> {
-        const FAILURES_BEFORE_RESOLVING_AGAIN: u32 = 3;
         let Endpoint::Tcp { host, port } = &self.connect.endpoint else {
             return Ok(ResolvedTarget::Unix);
         };
         if let Ok(ip) = host.parse::<IpAddr>() {
             return Ok(ResolvedTarget::Tcp(SocketAddr::new(ip, *port)));
         }
-        let stale = self.slots[index].consecutive_failures >= FAILURES_BEFORE_RESOLVING_AGAIN;
+        let stale =
+            self.slots[index].consecutive_failures >= config::PG_RESOLVE_AGAIN_AFTER_FAILURES;
         if let (Some(addr), false) = (self.resolved, stale) {
             return Ok(ResolvedTarget::Tcp(addr));
         }
@@ -456,11 +456,13 @@ impl Pool {
         );
         slot.retry_at = now + delay;
         self.reconnects += 1;
-        // One line per lost session, then only every tenth failed attempt, so
+        // One line per lost session, then only every few failed attempts, so
         // an outage does not flood the log.
         if was_ready
             || slot.consecutive_failures == 1
-            || slot.consecutive_failures.is_multiple_of(10)
+            || slot
+                .consecutive_failures
+                .is_multiple_of(config::PG_RECONNECT_LOG_EVERY)
         {
             eprintln!(
                 "pg[{index}]: {reason}; retrying in {} ms (attempt {})",
@@ -491,7 +493,10 @@ enum ResolvedTarget {
 /// `PG_RECONNECT_JITTER_FRACTION` of itself so the processes of a
 /// deployment do not reconnect in lockstep after a database restart.
 fn backoff(failures: u32, min: Duration, max: Duration) -> Duration {
-    let exponent = failures.saturating_sub(1).min(20);
+    // The cap only keeps the shift from overflowing: 2^20 × any sane `min`
+    // is far beyond `max`.
+    const EXPONENT_MAX: u32 = 20;
+    let exponent = failures.saturating_sub(1).min(EXPONENT_MAX);
     let base = min.saturating_mul(1 << exponent).min(max);
     let jitter = base.mul_f64(fastrand::f64() * config::PG_RECONNECT_JITTER_FRACTION);
     base + jitter

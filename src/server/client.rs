@@ -11,7 +11,7 @@ use std::time::Instant;
 use mio::net::TcpStream;
 
 use crate::api::Awaiting;
-use crate::config::{HTTP_INPUT_BYTES_MAX, HTTP_OUTPUT_BYTES_MAX};
+use crate::config::{HTTP_INPUT_BYTES_MAX, HTTP_OUTPUT_BYTES_KEPT, HTTP_OUTPUT_BYTES_MAX};
 
 /// A request at the database and how its answer must be framed.
 #[derive(Debug, Clone, Copy)]
@@ -158,7 +158,7 @@ impl Client {
         // A long list answer can grow the buffer; idle connections should not
         // keep that memory.
         if self.output.capacity() > HTTP_OUTPUT_BYTES_MAX {
-            self.output.shrink_to(1024);
+            self.output.shrink_to(HTTP_OUTPUT_BYTES_KEPT);
         }
         Ok(true)
     }

@@ -31,11 +31,7 @@ use client::{Client, InFlight, Phase, ReadOutcome};
 const LISTENER: Token = Token(0);
 const POOL_TOKEN_BASE: usize = 1;
 const CLIENT_TOKEN_BASE: usize = 1024;
-const EVENTS_CAPACITY: usize = 1024;
-/// While draining, the loop checks this often whether it is done.
-const DRAIN_POLL_INTERVAL: Duration = Duration::from_millis(50);
-/// One read takes at most this much; `HTTP_INPUT_BYTES_MAX` bounds it further.
-const READ_SCRATCH_BYTES: usize = 64 * 1024;
+const _: () = assert!(POOL_TOKEN_BASE + config::PG_POOL_SIZE_MAX <= CLIENT_TOKEN_BASE);
 /// Sent (best effort) to a connection accepted past `HTTP_CONNECTIONS_MAX`.
 const TOO_MANY_CONNECTIONS: &[u8] =
     b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n\
@@ -95,7 +91,6 @@ impl Server {
             size: settings.pool_size,
             ..PoolConfig::default()
         };
-        assert!(POOL_TOKEN_BASE + pool_config.size <= CLIENT_TOKEN_BASE);
         let mut pool = Pool::new(
             connect,
             api::statements::STATEMENTS,
@@ -113,10 +108,10 @@ impl Server {
                 free: Vec::new(),
                 to_flush: Vec::new(),
                 to_resume: Vec::new(),
-                body_scratch: Vec::with_capacity(16 * 1024),
+                body_scratch: Vec::with_capacity(config::ANSWER_BODY_BYTES_INITIAL),
                 batches: Batches::default(),
             },
-            read_scratch: vec![0; READ_SCRATCH_BYTES],
+            read_scratch: vec![0; config::READ_CHUNK_BYTES],
             text_scratch: String::with_capacity(256),
             next_sweep: now + config::HTTP_SWEEP_INTERVAL,
             flushing: Vec::new(),
@@ -143,7 +138,7 @@ impl Server {
     /// and after at most `SHUTDOWN_DRAIN_TIMEOUT` the database sessions are
     /// terminated and the function returns.
     pub fn run_until(&mut self, stop: &AtomicBool) -> io::Result<()> {
-        let mut events = Events::with_capacity(EVENTS_CAPACITY);
+        let mut events = Events::with_capacity(config::EVENTS_PER_TURN_MAX);
         let mut draining_since = None;
         loop {
             let now = Instant::now();
@@ -160,7 +155,7 @@ impl Server {
             }
             let mut timeout = self.poll_timeout(now);
             if draining_since.is_some() {
-                timeout = timeout.min(DRAIN_POLL_INTERVAL);
+                timeout = timeout.min(config::SHUTDOWN_POLL_INTERVAL);
             }
             match self.poll.poll(&mut events, Some(timeout)) {
                 Ok(()) => {}
@@ -470,8 +465,7 @@ impl Server {
     /// passes take it, anything left goes out next turn (`poll_timeout`
     /// does not sleep while work is queued).
     fn flush_clients(&mut self, now: Instant) {
-        const PASSES_MAX: usize = 4;
-        for _ in 0..PASSES_MAX {
+        for _ in 0..config::FLUSH_PASSES_PER_TURN_MAX {
             if self.connections.to_flush.is_empty() {
                 return;
             }

@@ -3,7 +3,8 @@
 //! panic, and whatever becomes a database command obeys the spec's rules.
 #![no_main]
 use flashsale::api::route::{route, Command};
-use flashsale::api::validate::{ProductRef, CUSTOMER_ID_CHARS_MAX, QUANTITY_MAX, QUANTITY_MIN};
+use flashsale::api::validate::ProductRef;
+use flashsale::config::{CUSTOMER_ID_CHARS_MAX, QUANTITY_MAX, QUANTITY_MIN};
 use flashsale::http::request::Method;
 use libfuzzer_sys::fuzz_target;
 
