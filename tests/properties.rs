@@ -60,26 +60,18 @@ fn customer_id(rng: &mut fastrand::Rng) -> Generated {
     Generated { value, json }
 }
 
+/// A v4 key from the seeded `rng`, as bytes and as text in either case.
 fn uuid_v4(rng: &mut fastrand::Rng) -> ([u8; 16], String) {
     let mut bytes = [0u8; 16];
     rng.fill(&mut bytes);
-    bytes[6] = (bytes[6] & 0x0f) | 0x40;
-    bytes[8] = (bytes[8] & 0x3f) | 0x80;
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    let text = format!(
-        "{}-{}-{}-{}-{}",
-        &hex[..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..]
-    );
+    let key = uuid::Builder::from_random_bytes(bytes).into_uuid();
+    let text = key.hyphenated().to_string();
     let text = if rng.bool() {
         text.to_uppercase()
     } else {
         text
     };
-    (bytes, text)
+    (key.into_bytes(), text)
 }
 
 fn extra_value(rng: &mut fastrand::Rng) -> &'static str {

@@ -350,20 +350,7 @@ fn panic_message(payload: &Box<dyn std::any::Any + Send>) -> String {
 
 /// A random version 4 UUID in lowercase hyphenated form.
 pub fn new_uuid_v4() -> String {
-    let mut bits = fastrand::u128(..);
-    bits &= !(0xF << 76); // version nibble
-    bits |= 0x4 << 76;
-    bits &= !(0x3 << 62); // variant bits
-    bits |= 0x2 << 62;
-    let hex = format!("{bits:032x}");
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[0..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..32]
-    )
+    uuid::Uuid::new_v4().hyphenated().to_string()
 }
 
 fn free_port() -> u16 {

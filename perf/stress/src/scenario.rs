@@ -332,11 +332,8 @@ impl Vu {
         settle_place(&self.ctx, req, &r)
     }
 
-    /// GET /orders/{id} right after a 201, like the published test.
-    async fn lookup_created(&mut self, order_id: &str) {
-        if self.ctx.opts.peer {
-            return;
-        }
+    /// GET /orders/{id} of one order, counted under [`L_LOOKUP`].
+    async fn lookup(&mut self, order_id: &str) -> Lookup {
         let r = self
             .call(
                 L_LOOKUP,
@@ -347,22 +344,51 @@ impl Vu {
             )
             .await;
         match r {
-            Ok(resp) if resp.status == 200 => {
-                let view = OrderView::parse(&resp.body);
-                if view.is_none() {
-                    let d = format!("GET /orders/{order_id}: unreadable order object");
-                    self.ctx.ledger().violate(Rule::OrderConsistency, d);
-                }
-                self.ctx
-                    .ledger()
-                    .on_lookup_after_create(order_id, view.as_ref());
-            }
-            Ok(resp) if resp.status == 404 => {
-                self.ctx.ledger().on_lookup_after_create(order_id, None)
-            }
-            _ => {}
+            Ok(resp) if resp.status == 200 => match OrderView::parse(&resp.body) {
+                Some(v) => Lookup::Found(v),
+                None => Lookup::Unreadable,
+            },
+            Ok(resp) if resp.status == 404 => Lookup::NotFound,
+            _ => Lookup::Failed,
         }
     }
+
+    /// GET /orders/{id} right after a 201, like the published test.
+    async fn lookup_created(&mut self, order_id: &str) {
+        if self.ctx.opts.peer {
+            return;
+        }
+        let found = match self.lookup(order_id).await {
+            Lookup::Found(v) => Some(v),
+            Lookup::NotFound => None,
+            Lookup::Unreadable => {
+                unreadable_order(&self.ctx, order_id);
+                None
+            }
+            Lookup::Failed => return,
+        };
+        self.ctx
+            .ledger()
+            .on_lookup_after_create(order_id, found.as_ref());
+    }
+}
+
+/// What GET /orders/{id} answered.
+enum Lookup {
+    /// 200 with an order object.
+    Found(OrderView),
+    /// 404.
+    NotFound,
+    /// 200 without a readable order object.
+    Unreadable,
+    /// Another status, or no answer.
+    Failed,
+}
+
+/// Books a 200 to GET /orders/{id} whose body is not an order object.
+fn unreadable_order(ctx: &Ctx, order_id: &str) {
+    let d = format!("GET /orders/{order_id}: unreadable order object");
+    ctx.ledger().violate(Rule::OrderConsistency, d);
 }
 
 fn record(
@@ -941,16 +967,7 @@ pub async fn validate(
     if !ctx.opts.peer {
         let lost = ctx.ledger().unresolved_cancels();
         for id in lost {
-            let r = vu
-                .call(
-                    L_LOOKUP,
-                    Method::Get,
-                    &format!("/orders/{id}"),
-                    None,
-                    &[200],
-                )
-                .await;
-            if let Some(v) = r.ok().and_then(|x| OrderView::parse(&x.body)) {
+            if let Lookup::Found(v) = vu.lookup(&id).await {
                 ctx.ledger().resolve_cancel(&id, &v.status);
             }
         }
@@ -990,25 +1007,11 @@ async fn lookup_all(ctx: &Arc<Ctx>) -> HashMap<String, Option<OrderView>> {
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(id) = ids.get(i) else { break };
-                let r = vu
-                    .call(
-                        L_LOOKUP,
-                        Method::Get,
-                        &format!("/orders/{id}"),
-                        None,
-                        &[200],
-                    )
-                    .await;
-                match r {
-                    Ok(resp) if resp.status == 200 => match OrderView::parse(&resp.body) {
-                        Some(v) => found.push((id.clone(), Some(v))),
-                        None => {
-                            let d = format!("GET /orders/{id}: unreadable order object");
-                            ctx.ledger().violate(Rule::OrderConsistency, d);
-                        }
-                    },
-                    Ok(resp) if resp.status == 404 => found.push((id.clone(), None)),
-                    _ => {}
+                match vu.lookup(id).await {
+                    Lookup::Found(v) => found.push((id.clone(), Some(v))),
+                    Lookup::NotFound => found.push((id.clone(), None)),
+                    Lookup::Unreadable => unreadable_order(&ctx, id),
+                    Lookup::Failed => {}
                 }
             }
             found

@@ -12,22 +12,14 @@ pub const QUANTITY_MAX: i64 = 5;
 pub const UNKNOWN_PRODUCT_ID: i64 = 999_999;
 pub const UNKNOWN_ORDER_ID: &str = "00000000-0000-4000-8000-000000000000";
 
-/// A random version 4 UUID, lowercase and hyphenated.
+/// A random version 4 UUID, lowercase and hyphenated, from `rng`'s bits:
+/// the same seed gives the same keys.
 pub fn uuid_v4(rng: &mut fastrand::Rng) -> String {
-    let mut bits = rng.u128(..);
-    bits &= !(0xF << 76);
-    bits |= 0x4 << 76;
-    bits &= !(0x3 << 62);
-    bits |= 0x2 << 62;
-    let hex = format!("{bits:032x}");
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[0..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..32]
-    )
+    let bytes = rng.u128(..).to_be_bytes();
+    uuid::Builder::from_random_bytes(bytes)
+        .into_uuid()
+        .hyphenated()
+        .to_string()
 }
 
 /// A product id drawn with [`PRODUCT_WEIGHTS`].
@@ -219,7 +211,15 @@ mod tests {
             assert_eq!(u.len(), 36);
             assert_eq!(&u[14..15], "4");
             assert!(matches!(&u[19..20], "8" | "9" | "a" | "b"), "{u}");
+            assert_eq!(u, u.to_lowercase());
         }
+        let mut again = fastrand::Rng::with_seed(7);
+        let mut other = fastrand::Rng::with_seed(7);
+        assert_eq!(
+            uuid_v4(&mut again),
+            uuid_v4(&mut other),
+            "same seed, same key"
+        );
     }
 
     #[test]

@@ -23,6 +23,7 @@ use flashsale_stress::open_model::OpenReport;
 use flashsale_stress::scenario::{self, Ctx, Options};
 use flashsale_stress::stats::{self, latency_json, EndpointStats};
 use flashsale_stress::sysinfo::{CpuUse, CpuWindow};
+use flashsale_stress::workload::ProductView;
 use serde_json::{json, Value};
 
 const BURST_SECS_MAX: u64 = 3600;
@@ -134,6 +135,101 @@ struct Criterion {
     detail: String,
 }
 
+/// What the stack showed before the load: the stock and listings the
+/// stock rules are checked against.
+struct Baseline {
+    products: BTreeMap<i64, ProductView>,
+    /// Orders listed already (a stack that was not fresh).
+    preexisting: HashSet<String>,
+}
+
+impl Baseline {
+    /// No order listed and every product's stock untouched.
+    fn fresh(&self) -> bool {
+        self.products
+            .values()
+            .all(|p| p.current_stock == p.initial_stock)
+            && self.preexisting.is_empty()
+    }
+}
+
+/// How the burst and the cancellation wave went.
+struct Phases {
+    burst_s: f64,
+    wave_s: f64,
+    /// The open model's schedule (None when `--rate` is 0).
+    open: Option<OpenReport>,
+    /// CPU use over both phases.
+    cpu: CpuUse,
+}
+
+impl Phases {
+    /// The burst and the wave: the window of the throughput figures.
+    fn window_s(&self) -> f64 {
+        self.burst_s + self.wave_s
+    }
+}
+
+/// The client's books at the end (after validation settled lost answers).
+struct LedgerFacts {
+    orders: usize,
+    units: i64,
+    cancelled_orders: usize,
+    stock_min: BTreeMap<i64, i64>,
+}
+
+/// Everything a run found, gathered after validation: what the text report
+/// prints and the JSON summary holds.
+struct RunReport {
+    fresh: bool,
+    phases: Phases,
+    /// Requests of the burst and the wave, per endpoint.
+    load: BTreeMap<&'static str, EndpointStats>,
+    /// `load` merged: every request, and every POST /orders.
+    all: EndpointStats,
+    placing: EndpointStats,
+    /// Warm-up, baseline and validation requests (not in the criteria).
+    checks: BTreeMap<&'static str, EndpointStats>,
+    ledger: LedgerFacts,
+    rules: Vec<RuleReport>,
+    criteria: Vec<Criterion>,
+    passed: bool,
+}
+
+impl RunReport {
+    fn gather(cli: &Cli, ctx: &Ctx, fresh: bool, phases: Phases, rules: Vec<RuleReport>) -> Self {
+        let load = ctx.stats.snapshot();
+        let checks = ctx.check_stats.snapshot();
+        let all = stats::merged(&load, |_| true);
+        let placing = stats::merged(&load, |l| {
+            l.starts_with("POST /orders") && !l.contains("/cancel")
+        });
+        let ledger = {
+            let l = ctx.ledger();
+            LedgerFacts {
+                orders: l.order_count(),
+                units: l.orders().map(|o| o.quantity).sum::<i64>(),
+                cancelled_orders: l.orders().filter(|o| o.cancelled()).count(),
+                stock_min: l.stock_min().clone(),
+            }
+        };
+        let criteria = criteria(cli, &all, &placing, &checks, &rules);
+        let passed = criteria.iter().all(|c| c.passed);
+        RunReport {
+            fresh,
+            phases,
+            load,
+            all,
+            placing,
+            checks,
+            ledger,
+            rules,
+            criteria,
+            passed,
+        }
+    }
+}
+
 async fn run(cli: &Cli, target: Target) -> Result<bool, String> {
     let o = &cli.opts;
     let ctx = Ctx::new(o.clone(), target);
@@ -149,42 +245,64 @@ async fn run(cli: &Cli, target: Target) -> Result<bool, String> {
         o.wave_order_vus,
         if o.peer { ", challenge.md contract only (--peer)" } else { "" }
     );
-    let healthy_after = scenario::warm_up(&ctx).await?;
+    let baseline = warm_up(&ctx).await?;
+    let fresh = baseline.fresh();
+    let phases = burst_and_wave(&ctx).await;
+    let (_final_state, rules) =
+        scenario::validate(&ctx, baseline.products, baseline.preexisting).await?;
+    let report = RunReport::gather(cli, &ctx, fresh, phases, rules);
+    print_report(&report);
+
+    if let Some(path) = &cli.json {
+        let summary = summary_json(cli, &report);
+        let text = serde_json::to_string_pretty(&summary).map_err(|e| e.to_string())?;
+        std::fs::write(path, text + "\n").map_err(|e| format!("cannot write {path}: {e}"))?;
+        println!("summary written to {path}");
+    }
+    Ok(report.passed)
+}
+
+/// Phase 1: waits for the stack, then reads the baseline.
+async fn warm_up(ctx: &Arc<Ctx>) -> Result<Baseline, String> {
+    let healthy_after = scenario::warm_up(ctx).await?;
     println!(
         "phase 1 warm-up: GET /products/1 answered 200 after {:.1} s",
         healthy_after.as_secs_f64()
     );
-    let baseline = scenario::fetch_products(&ctx).await?;
-    let preexisting: HashSet<String> = scenario::fetch_listings(&ctx)
-        .await?
-        .into_values()
-        .flatten()
-        .map(|o| o.order_id)
-        .collect();
-    let fresh = baseline
-        .values()
-        .all(|p| p.current_stock == p.initial_stock)
-        && preexisting.is_empty();
+    let baseline = Baseline {
+        products: scenario::fetch_products(ctx).await?,
+        preexisting: scenario::fetch_listings(ctx)
+            .await?
+            .into_values()
+            .flatten()
+            .map(|o| o.order_id)
+            .collect(),
+    };
     let stock_text: Vec<String> = baseline
+        .products
         .values()
         .map(|p| format!("{}:{}/{}", p.id, p.current_stock, p.initial_stock))
         .collect();
     println!(
         "baseline: stock (current/initial) {}; {}",
         stock_text.join(" "),
-        if fresh {
+        if baseline.fresh() {
             "fresh stack".to_owned()
         } else {
             format!(
                 "NOT fresh ({} orders listed already): stock is checked relative to this start",
-                preexisting.len()
+                baseline.preexisting.len()
             )
         }
     );
+    Ok(baseline)
+}
 
+/// Phases 2 and 3: the flash-sale burst, then the cancellation wave.
+async fn burst_and_wave(ctx: &Arc<Ctx>) -> Phases {
     let cpu = CpuWindow::start();
     let t_burst = Instant::now();
-    let open = scenario::burst(&ctx).await;
+    let open = scenario::burst(ctx).await;
     let burst_s = t_burst.elapsed().as_secs_f64();
     let (orders_after_burst, units_after_burst) = {
         let l = ctx.ledger();
@@ -195,87 +313,72 @@ async fn run(cli: &Cli, target: Target) -> Result<bool, String> {
         println!(
             "  open model: {} scheduled at {}/s, dispatch lag p99 {:.2} ms max {:.2} ms, {} unfinished",
             r.scheduled,
-            o.rate,
+            ctx.opts.rate,
             r.dispatch_lag.quantile_ms(0.99),
             r.dispatch_lag.max_ms(),
             r.unfinished
         );
     }
     let t_wave = Instant::now();
-    let chosen = scenario::cancel_wave(&ctx).await;
+    let chosen = scenario::cancel_wave(ctx).await;
     let wave_s = t_wave.elapsed().as_secs_f64();
-    let cpu_use = cpu.finish();
+    let cpu = cpu.finish();
     let cancelled = ctx.ledger().orders().filter(|o| o.cancelled()).count();
     println!(
         "phase 3 cancellation wave: {wave_s:.1} s, {chosen} of {orders_after_burst} confirmed orders chosen, {cancelled} cancelled"
     );
     println!(
         "  load generator: {:.2} cores on average; machine {:.0} % busy ({} cores)",
-        cpu_use.generator_cores,
-        cpu_use.machine_busy * 100.0,
+        cpu.generator_cores,
+        cpu.machine_busy * 100.0,
         flashsale_stress::sysinfo::cpu_count()
     );
+    Phases {
+        burst_s,
+        wave_s,
+        open,
+        cpu,
+    }
+}
 
-    let (final_state, rules) = scenario::validate(&ctx, baseline, preexisting).await?;
-    let window_s = burst_s + wave_s;
-    let load = ctx.stats.snapshot();
-    let checks = ctx.check_stats.snapshot();
-
+/// The text report after validation: request tables, rules, criteria.
+fn print_report(r: &RunReport) {
+    let window_s = r.phases.window_s();
     println!(
         "\nrequests of the burst and the wave (latency from send; open model: from schedule):"
     );
-    print!("{}", stats::table(&load, window_s));
-    let all = stats::merged(&load, |_| true);
-    let placing = stats::merged(&load, |l| {
-        l.starts_with("POST /orders") && !l.contains("/cancel")
-    });
-    print!("{}", stats::row("ALL REQUESTS", &all, window_s));
+    print!("{}", stats::table(&r.load, window_s));
+    print!("{}", stats::row("ALL REQUESTS", &r.all, window_s));
     print!(
         "{}",
-        stats::row("ORDER PLACEMENT (every POST /orders)", &placing, window_s)
+        stats::row("ORDER PLACEMENT (every POST /orders)", &r.placing, window_s)
     );
     println!("\nwarm-up, baseline and validation requests (not in the criteria):");
-    print!("{}", stats::table(&checks, window_s));
+    print!("{}", stats::table(&r.checks, window_s));
 
-    let criteria = criteria(cli, &all, &placing, &checks, &rules);
     println!("\nconsistency rules (challenge.md), from the client's ledger:");
-    for r in &rules {
-        println!("  {} {}: {}", pass_word(r.passed), r.rule.name(), r.checked);
-        for v in &r.violations {
+    for rule in &r.rules {
+        println!(
+            "  {} {}: {}",
+            pass_word(rule.passed),
+            rule.rule.name(),
+            rule.checked
+        );
+        for v in &rule.violations {
             println!("      - {v}");
         }
-        if r.violation_count > r.violations.len() {
-            println!("      ... {} more", r.violation_count - r.violations.len());
+        if rule.violation_count > rule.violations.len() {
+            println!(
+                "      ... {} more",
+                rule.violation_count - rule.violations.len()
+            );
         }
     }
     println!("pass criteria:");
-    for c in &criteria {
+    for c in &r.criteria {
         println!("  {} {}: {}", pass_word(c.passed), c.name, c.detail);
     }
-    let passed = criteria.iter().all(|c| c.passed);
-    println!("RESULT: {}", if passed { "PASS" } else { "FAIL" });
-
-    if let Some(path) = &cli.json {
-        let summary = summary_json(
-            cli,
-            &ctx,
-            &load,
-            &checks,
-            window_s,
-            (burst_s, wave_s),
-            open.as_ref(),
-            cpu_use,
-            &rules,
-            &criteria,
-            fresh,
-            passed,
-        );
-        let text = serde_json::to_string_pretty(&summary).map_err(|e| e.to_string())?;
-        std::fs::write(path, text + "\n").map_err(|e| format!("cannot write {path}: {e}"))?;
-        println!("summary written to {path}");
-    }
-    let _ = final_state;
-    Ok(passed)
+    println!("RESULT: {}", pass_word(r.passed));
 }
 
 fn pass_word(ok: bool) -> &'static str {
@@ -342,27 +445,9 @@ fn criteria(
     ]
 }
 
-#[allow(clippy::too_many_arguments)]
-fn summary_json(
-    cli: &Cli,
-    ctx: &Arc<Ctx>,
-    load: &BTreeMap<&'static str, EndpointStats>,
-    checks: &BTreeMap<&'static str, EndpointStats>,
-    window_s: f64,
-    (burst_s, wave_s): (f64, f64),
-    open: Option<&OpenReport>,
-    cpu: CpuUse,
-    rules: &[RuleReport],
-    criteria: &[Criterion],
-    fresh: bool,
-    passed: bool,
-) -> Value {
+fn summary_json(cli: &Cli, r: &RunReport) -> Value {
     let o = &cli.opts;
-    let l = ctx.ledger();
-    let all = stats::merged(load, |_| true);
-    let placing = stats::merged(load, |l| {
-        l.starts_with("POST /orders") && !l.contains("/cancel")
-    });
+    let window_s = r.phases.window_s();
     let unix_s = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -371,37 +456,37 @@ fn summary_json(
         "tool": "flashsale-stress",
         "finished_unix_s": unix_s,
         "target": cli.url,
-        "fresh_stack": fresh,
+        "fresh_stack": r.fresh,
         "options": {
             "burst_secs": o.burst.as_secs(), "cancel_secs": o.cancel.as_secs(), "vus": o.vus,
             "replay_vus": o.replay_vus, "cancel_vus": o.cancel_vus, "wave_order_vus": o.wave_order_vus,
             "think_ms": o.think.as_millis() as u64, "rate_per_s": o.rate, "quantity_max": o.quantity_max,
             "cancel_fraction": o.cancel_fraction, "peer": o.peer, "threads": cli.threads,
         },
-        "phases_s": { "burst": burst_s, "cancel_wave": wave_s },
-        "open_model": open.map(|r| json!({
-            "scheduled": r.scheduled,
-            "unfinished": r.unfinished,
-            "dispatch_lag_ms": latency_json(&r.dispatch_lag),
+        "phases_s": { "burst": r.phases.burst_s, "cancel_wave": r.phases.wave_s },
+        "open_model": r.phases.open.as_ref().map(|open| json!({
+            "scheduled": open.scheduled,
+            "unfinished": open.unfinished,
+            "dispatch_lag_ms": latency_json(&open.dispatch_lag),
         })),
-        "load_generator": { "cores": cpu.generator_cores, "machine_busy": cpu.machine_busy },
-        "endpoints": load.iter().map(|(k, e)| e.to_json(k, window_s)).collect::<Vec<_>>(),
-        "all_requests": all.to_json("all", window_s),
-        "order_placement": placing.to_json("POST /orders (all)", window_s),
-        "check_requests": checks.iter().map(|(k, e)| e.to_json(k, window_s)).collect::<Vec<_>>(),
+        "load_generator": { "cores": r.phases.cpu.generator_cores, "machine_busy": r.phases.cpu.machine_busy },
+        "endpoints": r.load.iter().map(|(k, e)| e.to_json(k, window_s)).collect::<Vec<_>>(),
+        "all_requests": r.all.to_json("all", window_s),
+        "order_placement": r.placing.to_json("POST /orders (all)", window_s),
+        "check_requests": r.checks.iter().map(|(k, e)| e.to_json(k, window_s)).collect::<Vec<_>>(),
         "ledger": {
-            "orders": l.order_count(),
-            "units": l.orders().map(|o| o.quantity).sum::<i64>(),
-            "cancelled_orders": l.orders().filter(|o| o.cancelled()).count(),
-            "stock_min": l.stock_min().iter().map(|(k, v)| (k.to_string(), json!(v))).collect::<serde_json::Map<_, _>>(),
+            "orders": r.ledger.orders,
+            "units": r.ledger.units,
+            "cancelled_orders": r.ledger.cancelled_orders,
+            "stock_min": r.ledger.stock_min.iter().map(|(k, v)| (k.to_string(), json!(v))).collect::<serde_json::Map<_, _>>(),
         },
-        "rules": rules.iter().map(|r| json!({
-            "rule": r.rule.name(), "passed": r.passed, "checked": r.checked,
-            "violation_count": r.violation_count, "violations": r.violations,
+        "rules": r.rules.iter().map(|rule| json!({
+            "rule": rule.rule.name(), "passed": rule.passed, "checked": rule.checked,
+            "violation_count": rule.violation_count, "violations": rule.violations,
         })).collect::<Vec<_>>(),
-        "criteria": criteria.iter().map(|c| json!({
+        "criteria": r.criteria.iter().map(|c| json!({
             "criterion": c.name, "passed": c.passed, "detail": c.detail,
         })).collect::<Vec<_>>(),
-        "passed": passed,
+        "passed": r.passed,
     })
 }
