@@ -29,6 +29,7 @@ use postgres_protocol::message::frontend;
 use postgres_protocol::IsNull;
 
 use crate::config::{PG_READ_BUF_BYTES_INITIAL, PG_READ_BUF_BYTES_MAX, PG_WRITE_BUF_BYTES_INITIAL};
+use crate::nonblocking::{self, Received};
 use crate::pg::backend::{self, tag, AuthRequest, DbError, ProtocolError};
 use crate::pg::reply::{Reply, Rows};
 use crate::pg::types::{Param, Statement, StatementId};
@@ -304,16 +305,14 @@ impl Connection {
         if let Phase::Connecting = self.phase {
             return Ok(());
         }
-        while !self.write_buf.is_empty() {
-            match self.socket.write(&self.write_buf) {
-                Ok(0) => return Err(ConnectionError("server closed the connection".into())),
-                Ok(n) => self.write_buf.advance(n),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e.into()),
+        match nonblocking::write(&mut self.socket, &self.write_buf) {
+            Ok(written) => {
+                self.write_buf.advance(written);
+                Ok(())
             }
+            Err(e) if e.kind() == io::ErrorKind::WriteZero => Err(server_closed()),
+            Err(e) => Err(e.into()),
         }
-        Ok(())
     }
 
     /// Edge-triggered: read until the socket would block, or a short read
@@ -326,21 +325,16 @@ impl Connection {
     ) -> Result<(), ConnectionError> {
         loop {
             self.make_room()?;
-            let room = self.read_buf.len() - self.read_tail;
-            match self.socket.read(&mut self.read_buf[self.read_tail..]) {
-                Ok(0) => return Err(ConnectionError("server closed the connection".into())),
-                Ok(n) => {
-                    self.read_tail += n;
+            match nonblocking::read(&mut self.socket, &mut self.read_buf[self.read_tail..])? {
+                Received::Data { len, drained } => {
+                    self.read_tail += len;
                     self.process(ctx, on_reply)?;
-                    if n < room {
-                        // A short read drained the socket; under edge-triggered
-                        // readiness more data raises a new event (epoll(7), Q9).
+                    if drained {
                         return Ok(());
                     }
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e.into()),
+                Received::WouldBlock => return Ok(()),
+                Received::Eof => return Err(server_closed()),
             }
         }
     }
@@ -575,6 +569,11 @@ fn authenticate(
         }
     }
     Ok(None)
+}
+
+#[cold]
+fn server_closed() -> ConnectionError {
+    ConnectionError("server closed the connection".into())
 }
 
 #[cold]

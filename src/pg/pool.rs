@@ -261,6 +261,7 @@ impl Pool {
 
     /// Timers: reconnects that are due, connects and requests that took too
     /// long. Call it whenever `next_deadline` passes (and harmlessly more).
+    /// It writes nothing: requests queued meanwhile leave with `flush`.
     pub fn tick(
         &mut self,
         registry: &Registry,
@@ -296,7 +297,6 @@ impl Pool {
                 Some(_) => {}
             }
         }
-        self.flush(registry, now, on_reply);
     }
 
     /// The earliest instant at which `tick` has work to do.

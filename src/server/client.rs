@@ -4,7 +4,7 @@
 //! until the previous answer is written, which keeps answers in request
 //! order without any reordering machinery.
 
-use std::io::{self, Read, Write};
+use std::io;
 use std::net::Shutdown;
 use std::time::Instant;
 
@@ -12,6 +12,7 @@ use mio::net::TcpStream;
 
 use crate::api::Awaiting;
 use crate::config::{HTTP_INPUT_BYTES_MAX, HTTP_OUTPUT_BYTES_KEPT, HTTP_OUTPUT_BYTES_MAX};
+use crate::nonblocking::{self, Received};
 
 /// A request at the database and how its answer must be framed.
 #[derive(Debug, Clone, Copy)]
@@ -73,6 +74,17 @@ pub enum ReadOutcome {
     Eof,
 }
 
+impl From<Received> for ReadOutcome {
+    fn from(received: Received) -> ReadOutcome {
+        match received {
+            Received::Data { drained: false, .. } => ReadOutcome::Data,
+            Received::Data { drained: true, .. } => ReadOutcome::DataDrained,
+            Received::WouldBlock => ReadOutcome::WouldBlock,
+            Received::Eof => ReadOutcome::Eof,
+        }
+    }
+}
+
 impl Client {
     pub fn new(socket: TcpStream, now: Instant) -> Client {
         Client {
@@ -116,42 +128,23 @@ impl Client {
             return Ok(ReadOutcome::Paused);
         }
         self.read_paused = false;
-        match self.socket.read(&mut scratch[..room]) {
-            Ok(0) => Ok(ReadOutcome::Eof),
-            Ok(n) => {
-                self.input.extend_from_slice(&scratch[..n]);
-                Ok(if n < room {
-                    ReadOutcome::DataDrained
-                } else {
-                    ReadOutcome::Data
-                })
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(ReadOutcome::WouldBlock),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(ReadOutcome::Data),
-            Err(e) => Err(e),
+        let scratch = &mut scratch[..room];
+        let received = nonblocking::read(&mut self.socket, scratch)?;
+        if let Received::Data { len, .. } = received {
+            self.input.extend_from_slice(&scratch[..len]);
         }
+        Ok(ReadOutcome::from(received))
     }
 
     fn discard_input(&mut self, scratch: &mut [u8]) -> io::Result<ReadOutcome> {
-        match self.socket.read(scratch) {
-            Ok(0) => Ok(ReadOutcome::Eof),
-            Ok(_) => Ok(ReadOutcome::Data),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(ReadOutcome::WouldBlock),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(ReadOutcome::Data),
-            Err(e) => Err(e),
-        }
+        nonblocking::read(&mut self.socket, scratch).map(ReadOutcome::from)
     }
 
     /// Writes pending output. `Ok(true)` when everything is sent.
     pub fn write_out(&mut self) -> io::Result<bool> {
-        while self.output_sent < self.output.len() {
-            match self.socket.write(&self.output[self.output_sent..]) {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => self.output_sent += n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            }
+        self.output_sent += nonblocking::write(&mut self.socket, &self.output[self.output_sent..])?;
+        if self.output_sent < self.output.len() {
+            return Ok(false); // the socket is full; a writable event follows
         }
         self.output.clear();
         self.output_sent = 0;
