@@ -25,30 +25,35 @@ static STATEMENTS: &[Statement] = &[
         name: "echo",
         sql: "SELECT $1::int4 + 0, 'v' || $2::text",
         param_types: &[oid::INT4, oid::TEXT],
+        column_names: &[],
         column_types: &[oid::INT4, oid::TEXT],
     },
     Statement {
         name: "divide",
         sql: "SELECT 100 / $1",
         param_types: &[oid::INT4],
+        column_names: &[],
         column_types: &[oid::INT4],
     },
     Statement {
         name: "insert_unique",
         sql: "INSERT INTO t_unique (k) VALUES ($1)",
         param_types: &[oid::INT4],
+        column_names: &[],
         column_types: &[],
     },
     Statement {
         name: "sleep_ms",
         sql: "SELECT $1 FROM pg_sleep($1 / 1000.0)",
         param_types: &[oid::INT4],
+        column_names: &[],
         column_types: &[oid::INT4],
     },
     Statement {
         name: "types",
         sql: "SELECT $1::uuid, $2::int8, $3::bool, $4::text, now(), NULL::int4, $5::int2",
         param_types: &[oid::UUID, oid::INT8, oid::BOOL, oid::TEXT, oid::INT2],
+        column_names: &[],
         column_types: &[
             oid::UUID,
             oid::INT8,
@@ -64,18 +69,21 @@ static STATEMENTS: &[Statement] = &[
         sql: "SELECT coalesce(sum(x), 0)::int8, (SELECT count(*)::int4 FROM unnest($2::uuid[])), \
               (SELECT string_agg(t, ',') FROM unnest($3::text[]) t) FROM unnest($1::int4[]) x",
         param_types: &[oid::INT4_ARRAY, oid::UUID_ARRAY, oid::TEXT_ARRAY],
+        column_names: &[],
         column_types: &[oid::INT8, oid::INT4, oid::TEXT],
     },
     Statement {
         name: "noisy",
         sql: "SELECT noisy($1)",
         param_types: &[oid::INT4],
+        column_names: &[],
         column_types: &[oid::INT4],
     },
     Statement {
         name: "set_app_name",
         sql: "SELECT set_config('application_name', $1, false)",
         param_types: &[oid::TEXT],
+        column_names: &[],
         column_types: &[oid::TEXT],
     },
 ];
@@ -287,6 +295,7 @@ fn a_statement_that_does_not_match_the_schema_is_a_startup_error() {
         name: "wrong",
         sql: "SELECT 1::int4",
         param_types: &[],
+        column_names: &[],
         column_types: &[oid::INT8],
     }];
     let cluster = PgCluster::start(Auth::Trust);
@@ -307,6 +316,41 @@ fn a_statement_that_does_not_match_the_schema_is_a_startup_error() {
     assert!(
         error.contains("[23]") && error.contains("[20]"),
         "names actual and expected types: {error}"
+    );
+}
+
+/// Two columns of one type swapped in the SQL would pass a type check; the
+/// names catch it.
+#[test]
+fn a_statement_whose_column_names_differ_is_a_startup_error() {
+    static SWAPPED: &[Statement] = &[Statement {
+        name: "swapped",
+        sql: "SELECT 2::int4 AS total_price, 1::int4 AS unit_price",
+        param_types: &[],
+        column_names: &["unit_price", "total_price"],
+        column_types: &[oid::INT4, oid::INT4],
+    }];
+    let cluster = PgCluster::start(Auth::Trust);
+    let poll = Poll::new().unwrap();
+    let connect = ConnectConfig::from_url(&cluster.url()).unwrap();
+    let mut pool = Pool::new(connect, SWAPPED, config(1), 0, Instant::now());
+    pool.start(poll.registry(), Instant::now());
+    let mut driver = Driver {
+        poll,
+        events: Events::with_capacity(8),
+        pool,
+        size: 1,
+        replies: Vec::new(),
+    };
+    assert!(driver.run_until(Duration::from_secs(10), |d| d.pool.last_error().is_some()));
+    let error = driver.pool.last_error().unwrap();
+    assert!(
+        error.contains("statement swapped does not match"),
+        "{error}"
+    );
+    assert!(
+        error.contains(r#"["total_price", "unit_price"]"#),
+        "names the columns: {error}"
     );
 }
 

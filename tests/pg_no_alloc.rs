@@ -42,6 +42,7 @@ static STATEMENTS: &[Statement] = &[Statement {
     name: "order_like",
     sql: "SELECT $1::int4, $2::uuid, $3::text, now()",
     param_types: &[oid::INT4, oid::UUID, oid::TEXT],
+    column_names: &[],
     column_types: &[oid::INT4, oid::UUID, oid::TEXT, oid::TIMESTAMPTZ],
 }];
 

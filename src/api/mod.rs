@@ -12,7 +12,7 @@ pub mod validate;
 use std::time::Instant;
 
 use crate::http::response::{write_error, write_json_response};
-use crate::pg::{Param, Pool, Refused, Reply, Row};
+use crate::pg::{Columns, Param, Pool, Refused, Reply, Row};
 use render::Malformed;
 use route::{refuse, Command, Refusal, ORDER_NOT_FOUND, PRODUCT_NOT_FOUND};
 use statements::*;
@@ -96,6 +96,11 @@ pub fn write_reply(
     write_answer(answer, keep_alive, body, out);
 }
 
+/// The position (1-based) of the order a `place_orders` row answers.
+pub fn batch_position(row: &Row<'_>) -> Option<i32> {
+    row.columns().next_as()
+}
+
 /// Writes the answer to one order of a `place_orders` batch.
 pub fn write_batch_order_reply(
     row: Row<'_>,
@@ -104,7 +109,11 @@ pub fn write_batch_order_reply(
     out: &mut Vec<u8>,
 ) {
     body.clear();
-    let answer = place_order_answer(Some(row), BATCH_ROW_FIRST_COLUMN, body);
+    let mut columns = row.columns();
+    let answer = match columns.next_as::<i32>() {
+        Some(_position) => place_order_answer(Some(&mut columns), body),
+        None => Err(malformed(Malformed)),
+    };
     write_answer(answer, keep_alive, body, out);
 }
 
@@ -142,12 +151,13 @@ fn answer(awaiting: Awaiting, reply: Reply<'_>, body: &mut Vec<u8>) -> Result<u1
     };
     let first = rows.first();
     match awaiting {
-        Awaiting::PlaceOrder => place_order_answer(first, ORDER_ROW_FIRST_COLUMN, body),
+        Awaiting::PlaceOrder => place_order_answer(first.map(|r| r.columns()).as_mut(), body),
         Awaiting::CancelOrder { order_id } => {
-            let row = first.ok_or(Malformed).map_err(malformed)?;
-            match row.i32(0).ok_or(Malformed).map_err(malformed)? {
+            let row = first.as_ref().and_then(CancelRow::from_row);
+            let row = row.ok_or(Malformed).map_err(malformed)?;
+            match row.outcome {
                 CANCEL_DONE => {
-                    let restored = row.i32(1).ok_or(Malformed).map_err(malformed)?;
+                    let restored = row.restored_quantity.ok_or(Malformed).map_err(malformed)?;
                     render::cancelled(body, &order_id, restored);
                     Ok(200)
                 }
@@ -157,7 +167,13 @@ fn answer(awaiting: Awaiting, reply: Reply<'_>, body: &mut Vec<u8>) -> Result<u1
             }
         }
         Awaiting::GetProduct => match first {
-            Some(row) => render::product(body, &row).map(|()| 200).map_err(malformed),
+            Some(row) => {
+                let product = ProductRow::from_row(&row)
+                    .ok_or(Malformed)
+                    .map_err(malformed)?;
+                render::product(body, &product);
+                Ok(200)
+            }
             None => Err(PRODUCT_NOT_FOUND),
         },
         Awaiting::ListOrders { product_id } => match first {
@@ -167,24 +183,34 @@ fn answer(awaiting: Awaiting, reply: Reply<'_>, body: &mut Vec<u8>) -> Result<u1
             None => Err(PRODUCT_NOT_FOUND),
         },
         Awaiting::GetOrder => match first {
-            Some(row) => render::order(body, &row, ORDER_ROW_FIRST_COLUMN)
-                .map(|()| 200)
-                .map_err(malformed),
+            Some(row) => {
+                let order = OrderRow::from_row(&row)
+                    .ok_or(Malformed)
+                    .map_err(malformed)?;
+                render::order(body, &order);
+                Ok(200)
+            }
             None => Err(ORDER_NOT_FOUND),
         },
     }
 }
 
-/// A `place_order` outcome row (outcome code in column `first`).
+/// A `place_order` outcome: the outcome code, then the order's columns.
 fn place_order_answer(
-    row: Option<Row<'_>>,
-    first: usize,
+    columns: Option<&mut Columns<'_>>,
     body: &mut Vec<u8>,
 ) -> Result<u16, Refusal> {
-    let row = row.ok_or(Malformed).map_err(malformed)?;
-    match row.i32(first).ok_or(Malformed).map_err(malformed)? {
+    let columns = columns.ok_or(Malformed).map_err(malformed)?;
+    match columns
+        .next_as::<i32>()
+        .ok_or(Malformed)
+        .map_err(malformed)?
+    {
         code @ (ORDER_CREATED | ORDER_REPLAYED) => {
-            render::order(body, &row, first).map_err(malformed)?;
+            let order = OrderRow::from_columns(columns)
+                .ok_or(Malformed)
+                .map_err(malformed)?;
+            render::order(body, &order);
             Ok(if code == ORDER_CREATED { 201 } else { 200 })
         }
         ORDER_NO_PRODUCT => Err(PRODUCT_NOT_FOUND),

@@ -3,72 +3,64 @@
 //! challenge.md plus compat.md (orders carry `order_id` and `id`, products
 //! `current_stock` and `stock`).
 
+use crate::api::statements::{ListedOrderRow, OrderRow, ProductRow};
 use crate::api::validate::write_uuid;
 use crate::json::{write_i64, write_str};
-use crate::pg::Row;
+use crate::pg::{Row, Timestamp};
 
 /// The database answered with a shape the statements exclude (a NULL where
 /// the schema has NOT NULL); the request gets a 503 and the log a line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Malformed;
 
-fn int(out: &mut Vec<u8>, name: &[u8], value: Option<i32>) -> Result<(), Malformed> {
+fn int(out: &mut Vec<u8>, name: &[u8], value: i32) {
     out.extend_from_slice(name);
-    write_i64(out, i64::from(value.ok_or(Malformed)?));
-    Ok(())
+    write_i64(out, i64::from(value));
 }
 
-fn text(out: &mut Vec<u8>, name: &[u8], value: Option<&str>) -> Result<(), Malformed> {
+fn text(out: &mut Vec<u8>, name: &[u8], value: &str) {
     out.extend_from_slice(name);
-    write_str(out, value.ok_or(Malformed)?);
-    Ok(())
+    write_str(out, value);
 }
 
-fn uuid(out: &mut Vec<u8>, name: &[u8], value: Option<&[u8; 16]>) -> Result<(), Malformed> {
+fn uuid(out: &mut Vec<u8>, name: &[u8], value: &[u8; 16]) {
     out.extend_from_slice(name);
     out.push(b'"');
-    write_uuid(out, value.ok_or(Malformed)?);
+    write_uuid(out, value);
     out.push(b'"');
-    Ok(())
 }
 
-fn timestamp(out: &mut Vec<u8>, name: &[u8], value: Option<i64>) -> Result<(), Malformed> {
+fn timestamp(out: &mut Vec<u8>, name: &[u8], value: Timestamp) {
     out.extend_from_slice(name);
     out.push(b'"');
-    write_timestamp(out, value.ok_or(Malformed)?);
+    write_timestamp(out, value.0);
     out.push(b'"');
-    Ok(())
 }
 
-/// An order row as `place_order` / `get_order` / `place_orders` return it:
-/// column `first` is the outcome code, the order's columns follow. Writes
-/// the full order object of compat.md.
-pub fn order(out: &mut Vec<u8>, row: &Row<'_>, first: usize) -> Result<(), Malformed> {
-    let id = row.uuid(first + 1);
-    uuid(out, b"{\"order_id\":", id)?;
-    uuid(out, b",\"id\":", id)?;
-    uuid(out, b",\"idempotency_key\":", row.uuid(first + 2))?;
-    int(out, b",\"product_id\":", row.i32(first + 3))?;
-    text(out, b",\"customer_id\":", row.text(first + 4))?;
-    int(out, b",\"quantity\":", row.i32(first + 5))?;
-    int(out, b",\"unit_price\":", row.i32(first + 6))?;
-    int(out, b",\"total_price\":", row.i32(first + 7))?;
-    text(out, b",\"status\":", row.text(first + 8))?;
-    timestamp(out, b",\"created_at\":", row.timestamp_micros(first + 9))?;
+/// The full order object of compat.md.
+pub fn order(out: &mut Vec<u8>, order: &OrderRow<'_>) {
+    uuid(out, b"{\"order_id\":", &order.id);
+    uuid(out, b",\"id\":", &order.id);
+    uuid(out, b",\"idempotency_key\":", &order.idempotency_key);
+    int(out, b",\"product_id\":", order.product_id);
+    text(out, b",\"customer_id\":", order.customer_id);
+    int(out, b",\"quantity\":", order.quantity);
+    int(out, b",\"unit_price\":", order.unit_price);
+    int(out, b",\"total_price\":", order.total_price);
+    text(out, b",\"status\":", order.status);
+    timestamp(out, b",\"created_at\":", order.created_at);
     out.push(b'}');
-    Ok(())
 }
 
 /// `GET /products/{id}`: id, name, price, initial_stock, current_stock, stock.
-pub fn product(out: &mut Vec<u8>, row: &Row<'_>) -> Result<(), Malformed> {
-    int(out, b"{\"id\":", row.i32(0))?;
-    text(out, b",\"name\":", row.text(1))?;
-    int(out, b",\"price\":", row.i32(2))?;
-    int(out, b",\"initial_stock\":", row.i32(3))?;
-    int(out, b",\"current_stock\":", row.i32(4))?;
-    int(out, b",\"stock\":", row.i32(4))?;
+pub fn product(out: &mut Vec<u8>, product: &ProductRow<'_>) {
+    int(out, b"{\"id\":", product.id);
+    text(out, b",\"name\":", product.name);
+    int(out, b",\"price\":", product.price);
+    int(out, b",\"initial_stock\":", product.initial_stock);
+    int(out, b",\"current_stock\":", product.current_stock);
+    int(out, b",\"stock\":", product.current_stock);
     out.push(b'}');
-    Ok(())
 }
 
 /// `GET /orders?product_id=N`. `rows` come from `list_orders`: one row with
@@ -78,22 +70,22 @@ pub fn order_list<'a>(
     product_id: i32,
     rows: impl Iterator<Item = Row<'a>>,
 ) -> Result<(), Malformed> {
-    int(out, b"{\"product_id\":", Some(product_id))?;
+    int(out, b"{\"product_id\":", product_id);
     out.extend_from_slice(b",\"orders\":[");
     let mut first = true;
     for row in rows.filter(|r| r.raw(0).is_some()) {
+        let entry = ListedOrderRow::from_row(&row).ok_or(Malformed)?;
         if !first {
             out.push(b',');
         }
         first = false;
-        let id = row.uuid(0);
-        uuid(out, b"{\"order_id\":", id)?;
-        uuid(out, b",\"id\":", id)?;
-        text(out, b",\"customer_id\":", row.text(1))?;
-        int(out, b",\"quantity\":", row.i32(2))?;
-        int(out, b",\"total_price\":", row.i32(3))?;
-        text(out, b",\"status\":", row.text(4))?;
-        timestamp(out, b",\"created_at\":", row.timestamp_micros(5))?;
+        uuid(out, b"{\"order_id\":", &entry.id);
+        uuid(out, b",\"id\":", &entry.id);
+        text(out, b",\"customer_id\":", entry.customer_id);
+        int(out, b",\"quantity\":", entry.quantity);
+        int(out, b",\"total_price\":", entry.total_price);
+        text(out, b",\"status\":", entry.status);
+        timestamp(out, b",\"created_at\":", entry.created_at);
         out.push(b'}');
     }
     out.extend_from_slice(b"]}");

@@ -4,7 +4,7 @@
 
 use crate::config::ORDERS_LISTED_MAX;
 use crate::const_text::Part;
-use crate::pg::{oid, Statement, StatementId};
+use crate::pg::{columns, oid, Statement, StatementId, Timestamp};
 
 pub const PLACE_ORDER: StatementId = 0;
 pub const CANCEL_ORDER: StatementId = 1;
@@ -13,64 +13,88 @@ pub const LIST_ORDERS: StatementId = 3;
 pub const GET_ORDER: StatementId = 4;
 pub const PLACE_ORDERS: StatementId = 5;
 
-/// Columns of an order row as `place_order` and `get_order` return them:
-/// an outcome code, then the order.
-const ORDER_COLUMNS: &[u32] = &[
-    oid::INT4,        // outcome
-    oid::UUID,        // id
-    oid::UUID,        // idempotency_key
-    oid::INT4,        // product_id
-    oid::TEXT,        // customer_id
-    oid::INT4,        // quantity
-    oid::INT4,        // unit_price
-    oid::INT4,        // total_price
-    oid::TEXT,        // status
-    oid::TIMESTAMPTZ, // created_at
-];
+crate::result_row! {
+    /// An order, as `place_order`, `place_orders` and `get_order` return it.
+    pub struct OrderRow<'a> {
+        id: [u8; 16],
+        idempotency_key: [u8; 16],
+        product_id: i32,
+        customer_id: &'a str,
+        quantity: i32,
+        unit_price: i32,
+        total_price: i32,
+        status: &'a str,
+        created_at: Timestamp,
+    }
+}
 
-/// `place_orders`: the position of the order in the batch (1-based), then
-/// the columns of `place_order`.
-const BATCH_ORDER_COLUMNS: &[u32] = &[
-    oid::INT4, // idx
-    oid::INT4, // outcome
-    oid::UUID,
-    oid::UUID,
-    oid::INT4,
-    oid::TEXT,
-    oid::INT4,
-    oid::INT4,
-    oid::INT4,
-    oid::TEXT,
-    oid::TIMESTAMPTZ,
-];
+crate::result_row! {
+    /// A product, as `get_product` returns it.
+    pub struct ProductRow<'a> {
+        id: i32,
+        name: &'a str,
+        price: i32,
+        initial_stock: i32,
+        current_stock: i32,
+    }
+}
 
-/// Column of the outcome code in rows of `place_order` / `get_order`; the
-/// order's columns follow it. In `place_orders` rows everything is one
-/// column further right.
-pub const ORDER_ROW_FIRST_COLUMN: usize = 0;
-pub const BATCH_ROW_FIRST_COLUMN: usize = 1;
+crate::result_row! {
+    /// One entry of a product's order list. The statement answers a product
+    /// without orders with one row of NULLs (and an unknown product with no
+    /// row), so only rows with an id are entries.
+    pub struct ListedOrderRow<'a> {
+        id: [u8; 16],
+        customer_id: &'a str,
+        quantity: i32,
+        total_price: i32,
+        status: &'a str,
+        created_at: Timestamp,
+    }
+}
+
+crate::result_row! {
+    /// What `cancel_order` did.
+    pub struct CancelRow<'a> {
+        outcome: i32,
+        restored_quantity: Option<i32>,
+    }
+}
+
+/// `place_order`: an outcome code, then the order's columns (NULL unless
+/// the order was created or replayed).
+const PLACED_NAMES: [&str; 1 + OrderRow::COLUMN_NAMES.len()] =
+    columns::concat(&["outcome"], OrderRow::COLUMN_NAMES);
+const PLACED_TYPES: [u32; 1 + OrderRow::COLUMN_TYPES.len()] =
+    columns::concat(&[oid::INT4], OrderRow::COLUMN_TYPES);
+/// `place_orders`: the order's position in the batch (1-based), then the
+/// columns of `place_order`.
+const BATCH_NAMES: [&str; 1 + PLACED_NAMES.len()] = columns::concat(&["idx"], &PLACED_NAMES);
+const BATCH_TYPES: [u32; 1 + PLACED_TYPES.len()] = columns::concat(&[oid::INT4], &PLACED_TYPES);
 
 pub static STATEMENTS: &[Statement] = &[
     Statement {
         name: "place_order",
         sql: "SELECT * FROM place_order($1, $2, $3, $4)",
         param_types: &[oid::INT4, oid::UUID, oid::TEXT, oid::INT4],
-        column_types: ORDER_COLUMNS,
+        column_names: &PLACED_NAMES,
+        column_types: &PLACED_TYPES,
     },
     Statement {
         name: "cancel_order",
         sql: "SELECT * FROM cancel_order($1, $2)",
         param_types: &[oid::UUID, oid::INT4],
-        column_types: &[oid::INT4, oid::INT4],
+        column_names: CancelRow::COLUMN_NAMES,
+        column_types: CancelRow::COLUMN_TYPES,
     },
     Statement {
         name: "get_product",
         sql: "SELECT id, name, price, initial_stock, current_stock FROM products WHERE id = $1",
         param_types: &[oid::INT4],
-        column_types: &[oid::INT4, oid::TEXT, oid::INT4, oid::INT4, oid::INT4],
+        column_names: ProductRow::COLUMN_NAMES,
+        column_types: ProductRow::COLUMN_TYPES,
     },
     Statement {
-        // No row: no such product. One row with a NULL order: no orders yet.
         name: "list_orders",
         sql: crate::const_text!(
             Part::Str(
@@ -82,21 +106,16 @@ pub static STATEMENTS: &[Statement] = &[
             Part::Str(") o ON true WHERE p.id = $1 ORDER BY o.seq DESC"),
         ),
         param_types: &[oid::INT4],
-        column_types: &[
-            oid::UUID,
-            oid::TEXT,
-            oid::INT4,
-            oid::INT4,
-            oid::TEXT,
-            oid::TIMESTAMPTZ,
-        ],
+        column_names: ListedOrderRow::COLUMN_NAMES,
+        column_types: ListedOrderRow::COLUMN_TYPES,
     },
     Statement {
         name: "get_order",
-        sql: "SELECT 0, id, idempotency_key, product_id, customer_id, quantity, unit_price, \
+        sql: "SELECT id, idempotency_key, product_id, customer_id, quantity, unit_price, \
               total_price, status, created_at FROM orders WHERE id = $1",
         param_types: &[oid::UUID],
-        column_types: ORDER_COLUMNS,
+        column_names: OrderRow::COLUMN_NAMES,
+        column_types: OrderRow::COLUMN_TYPES,
     },
     Statement {
         name: "place_orders",
@@ -107,7 +126,8 @@ pub static STATEMENTS: &[Statement] = &[
             oid::TEXT_ARRAY,
             oid::INT4_ARRAY,
         ],
-        column_types: BATCH_ORDER_COLUMNS,
+        column_names: &BATCH_NAMES,
+        column_types: &BATCH_TYPES,
     },
 ];
 

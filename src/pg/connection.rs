@@ -628,21 +628,33 @@ fn check_prepare(
         (tag::PARAMETER_DESCRIPTION, PrepareStep::ParameterDescription, Some(s)) => {
             let actual = backend::parameter_types(body)?;
             if actual != s.param_types {
-                return Err(mismatch(s, "parameter", s.param_types, &actual));
+                return Err(mismatch(
+                    s,
+                    "parameter types (OIDs)",
+                    s.param_types,
+                    &actual[..],
+                ));
             }
             *step = PrepareStep::RowDescription;
         }
         (tag::ROW_DESCRIPTION | tag::NO_DATA, PrepareStep::RowDescription, Some(s)) => {
-            let actual: Vec<u32> = if tag == tag::NO_DATA {
+            let columns = if tag == tag::NO_DATA {
                 Vec::new()
             } else {
                 backend::row_description(body)?
-                    .into_iter()
-                    .map(|(_, t)| t)
-                    .collect()
             };
-            if actual != s.column_types {
-                return Err(mismatch(s, "column", s.column_types, &actual));
+            let types: Vec<u32> = columns.iter().map(|(_, t)| *t).collect();
+            if types != s.column_types {
+                return Err(mismatch(
+                    s,
+                    "column types (OIDs)",
+                    s.column_types,
+                    &types[..],
+                ));
+            }
+            let names: Vec<&str> = columns.iter().map(|(name, _)| name.as_str()).collect();
+            if !s.column_names.is_empty() && names != s.column_names {
+                return Err(mismatch(s, "column names", s.column_names, &names[..]));
             }
             *statement += 1;
             *step = PrepareStep::ParseComplete;
@@ -660,14 +672,14 @@ fn check_prepare(
 }
 
 #[cold]
-fn mismatch(
+fn mismatch<T: std::fmt::Debug + ?Sized>(
     statement: &Statement,
     what: &str,
-    expected: &[u32],
-    actual: &[u32],
+    expected: &T,
+    actual: &T,
 ) -> ConnectionError {
     ConnectionError(format!(
-        "statement {} does not match the database: {what} types are {actual:?} (type OIDs), the code expects {expected:?}",
+        "statement {} does not match the database: its {what} are {actual:?}, the code expects {expected:?}",
         statement.name
     ))
 }

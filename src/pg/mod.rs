@@ -14,6 +14,7 @@
 //! and hands each one to the caller's callback with the request's tag.
 
 pub mod backend;
+pub mod columns;
 mod connection;
 pub mod pool;
 pub mod reply;
@@ -21,6 +22,7 @@ pub mod types;
 pub mod url;
 
 pub use backend::DbError;
+pub use columns::{Column, Columns, Timestamp};
 pub use connection::ConnectionError;
 pub use pool::{Pool, PoolConfig, PoolStats};
 pub use reply::{Refused, Reply, Row, Rows};

@@ -3,6 +3,7 @@
 //! copied or allocated.
 
 use crate::pg::backend::{tag, DataRowColumns, DbError};
+use crate::pg::columns::Columns;
 
 /// The outcome of one submitted request.
 #[derive(Debug)]
@@ -73,7 +74,7 @@ impl<'a> Iterator for RowIter<'a> {
             let (frame, len) = crate::pg::backend::next_frame(self.rest).ok()??;
             self.rest = &self.rest[len..];
             if frame.tag == tag::DATA_ROW {
-                return Some(Row { body: frame.body });
+                return Some(Row::new(frame.body));
             }
         }
     }
@@ -87,6 +88,16 @@ pub struct Row<'a> {
 }
 
 impl<'a> Row<'a> {
+    /// A row over a DataRow body already checked against its statement.
+    pub(crate) fn new(body: &'a [u8]) -> Row<'a> {
+        Row { body }
+    }
+
+    /// The column values in order, for typed reading (see `pg::columns`).
+    pub fn columns(&self) -> Columns<'a> {
+        Columns::new(self.body)
+    }
+
     /// Every column's raw bytes, in order; `None` for NULL.
     pub fn values(&self) -> impl Iterator<Item = Option<&'a [u8]>> {
         DataRowColumns::new(self.body).map_while(Result::ok)

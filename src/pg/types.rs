@@ -45,6 +45,9 @@ pub struct Statement {
     pub param_types: &'static [u32],
     /// Result column types, in order; empty for statements returning no rows.
     pub column_types: &'static [u32],
+    /// Result column names, in order, checked like the types; empty leaves
+    /// the names unchecked.
+    pub column_names: &'static [&'static str],
 }
 
 /// Index of a statement in the table the pool was created with.

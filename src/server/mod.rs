@@ -624,8 +624,7 @@ impl Connections {
         match reply {
             Reply::Rows(rows) => {
                 for row in rows.iter() {
-                    let member = row
-                        .i32(0)
+                    let member = api::batch_position(&row)
                         .and_then(|i| batch.members.get((i as usize).wrapping_sub(1)));
                     let Some((index, client)) = member.and_then(|&m| by_tag(&mut self.slots, m))
                     else {

@@ -28,12 +28,14 @@ static STATEMENTS: &[Statement] = &[
         name: "bench_read",
         sql: "SELECT $1::int4, $2::uuid, $3::text",
         param_types: &[oid::INT4, oid::UUID, oid::TEXT],
+        column_names: &[],
         column_types: &[oid::INT4, oid::UUID, oid::TEXT],
     },
     Statement {
         name: "bench_write",
         sql: "INSERT INTO bench_writes (n, customer) VALUES ($1, $2)",
         param_types: &[oid::INT4, oid::TEXT],
+        column_names: &[],
         column_types: &[],
     },
 ];
