@@ -3,8 +3,10 @@
 //! built from is here so integration tests and perf tools can reuse it.
 //!
 //! Layout follows the path of a request:
-//! socket -> `http` (framing) -> `json` + `api::validate` -> `api` (commands,
-//! rendering) -> `pg` (pipelined Postgres client) -> response bytes.
+//! socket -> `server` (event loop, client buffers) -> `http` (framing) ->
+//! `api` (the application: routes, the endpoints' rooms, validation with
+//! `json`, rendering) -> `pg` (pipelined Postgres client) -> `api` (the
+//! answer) -> `server` -> socket.
 #![forbid(unsafe_code)]
 
 pub mod api;
@@ -19,6 +21,10 @@ pub mod server;
 /// Helpers shared by the unit tests of the parsers.
 #[cfg(test)]
 pub(crate) mod test_support {
+    /// A valid order body with escapes in its customer id ("cé😀"): where
+    /// the parsers' mutation tests start.
+    pub const ORDER_BODY: &[u8] = br#"{"product_id":1,"idempotency_key":"550e8400-e29b-41d4-a716-446655440000","customer_id":"c\u00e9\ud83d\ude00","quantity":2}"#;
+
     /// Damages `input` in `edits` places: a byte replaced, removed or
     /// inserted at random (never leaving it empty by removal alone).
     pub fn damage(rng: &mut fastrand::Rng, input: &mut Vec<u8>, edits: usize) {

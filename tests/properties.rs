@@ -7,8 +7,9 @@
 //!    anywhere from framing to validation, and whatever is accepted obeys
 //!    the spec's rules.
 
-use flashsale::api::route::{route, Command};
-use flashsale::api::validate::{order_request, ProductRef};
+use flashsale::api::orders::place::order_request;
+use flashsale::api::routes::{route, Command};
+use flashsale::api::validate::ProductRef;
 use flashsale::http::request::{parse_request, Body, Method, Parsed};
 
 /// A value and the JSON text that denotes it, possibly escaped.

@@ -1,80 +1,124 @@
-//! The API: routes and validation (`route`, `validate`), the statements the
-//! database runs (`statements`), and rendering of their answers (`render`).
-//! This file joins them: a command goes to the pool; its reply becomes an
-//! HTTP response.
+//! The application: everything the API means, behind a narrow interface.
+//!
+//! The event loop (`server`) moves bytes. It hands each complete request to
+//! [`App::on_request`], each database reply to [`App::on_reply`], and calls
+//! [`App::end_of_turn`] once per turn; the application answers on the spot
+//! ([`Handled::Answered`]) or later through [`Host`], which the loop
+//! implements. The application never sees a socket, and the loop never
+//! sees an order.
+//!
+//! One room per domain, one file per endpoint, each with its input's
+//! validation, its statement and result row, and its answer's rendering
+//! together (the way mini-redis keeps one file per command):
+//!
+//! ```text
+//! app.rs         App: requests in, database work out, answers back
+//! routes.rs      which endpoint a request is for; the queries answered by one statement
+//! orders/        place.rs (POST /orders), batch.rs (the turn's orders in one
+//!                transaction), cancel.rs, get.rs, list.rs
+//! products.rs    GET /products/{id}
+//! health.rs      GET /health
+//! statements.rs  every statement, prepared once on each database connection
+//! validate.rs    checks shared by the endpoints' inputs
+//! render.rs      JSON field writers shared by the endpoints' answers
+//! ```
+//!
+//! Adding an endpoint: its file in its room, a route line in `routes.rs`
+//! (and a [`routes::Query`] variant if one statement answers it), its
+//! statement in the table of `statements.rs`, its SQL in `sql/init.sql`.
 
-pub mod batch;
+mod app;
+pub mod health;
+pub mod orders;
+pub mod products;
 pub mod render;
-pub mod route;
+pub mod routes;
 pub mod statements;
 pub mod validate;
 
 use std::time::Instant;
 
-use crate::http::response::{write_error, write_json_response};
-use crate::pg::{Columns, Param, Pool, Refused, Reply, Row};
-use render::Malformed;
-use route::{refuse, Command, Refusal, ORDER_NOT_FOUND, PRODUCT_NOT_FOUND};
-use statements::*;
+pub use app::App;
 
-/// What a connection waits for from the database; decides how the answer
-/// is rendered.
+use crate::http::request::Method;
+use crate::pg::{Param, Pool, Refused, StatementId};
+use render::Malformed;
+
+/// Names one request from the moment the server hands it over until it is
+/// answered. The application only hands it back; the server ignores an id
+/// that is stale (its connection closed, or it was answered already).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Awaiting {
-    PlaceOrder,
-    CancelOrder { order_id: [u8; 16] },
-    GetProduct,
-    ListOrders { product_id: i32 },
-    GetOrder,
+pub struct RequestId(pub u64);
+
+/// A complete request, borrowed from its connection's buffers.
+#[derive(Debug, Clone, Copy)]
+pub struct Request<'a> {
+    pub id: RequestId,
+    pub method: Method,
+    /// Path and query, as sent.
+    pub target: &'a [u8],
+    pub body: &'a [u8],
 }
 
+/// What a request gets back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answer<'a> {
+    /// A status and its rendered JSON body.
+    Json { status: u16, body: &'a [u8] },
+    /// An error: the status and `{"error": message}`.
+    Refused(Refusal),
+}
+
+/// What became of a request handed to the application.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Handled<'a> {
+    Answered(Answer<'a>),
+    /// At the database: the answer comes through [`Host::answer`].
+    Pending,
+}
+
+/// What the application needs of the server for requests it answers later.
+pub trait Host {
+    /// Answers a pending request (ignored when the id is stale).
+    fn answer(&mut self, request: RequestId, answer: Answer<'_>);
+    /// Whether the request still waits for its answer (its client is there).
+    fn is_waiting(&self, request: RequestId) -> bool;
+}
+
+/// An answer decided without a body to render: a status and a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Refusal {
+    pub status: u16,
+    pub message: &'static str,
+    /// The methods a 405 must list in `Allow`.
+    pub allow: Option<&'static str>,
+}
+
+pub const fn refuse(status: u16, message: &'static str) -> Refusal {
+    Refusal {
+        status,
+        message,
+        allow: None,
+    }
+}
+
+pub const fn method_not_allowed(allow: &'static str) -> Refusal {
+    Refusal {
+        status: 405,
+        message: "method not allowed",
+        allow: Some(allow),
+    }
+}
+
+pub const NOT_FOUND: Refusal = refuse(404, "not found");
+pub const PRODUCT_NOT_FOUND: Refusal = refuse(404, "product not found");
+pub const ORDER_NOT_FOUND: Refusal = refuse(404, "order not found");
 pub const DATABASE_UNAVAILABLE: Refusal = refuse(503, "database unavailable");
 pub const DATABASE_ERROR: Refusal = refuse(503, "database error");
-const OVERLOADED: Refusal = refuse(503, "server overloaded, retry later");
-const INSUFFICIENT_STOCK: Refusal = refuse(409, "insufficient stock");
-const ALREADY_CANCELLED: Refusal = refuse(409, "order already cancelled");
+pub const OVERLOADED: Refusal = refuse(503, "server overloaded, retry later");
+pub const SHUTTING_DOWN: Refusal = refuse(503, "server shutting down, retry");
 
-/// Sends `command` to the database. `Command::Health` never gets here.
-pub fn submit(
-    command: &Command<'_>,
-    pool: &mut Pool,
-    tag: u64,
-    now: Instant,
-) -> Result<Awaiting, Refusal> {
-    let (awaiting, result) = match command {
-        Command::PlaceOrder(_) => unreachable!("orders go to the database in batches (api::batch)"),
-        Command::CancelOrder {
-            order_id,
-            product_id,
-        } => {
-            let product = product_id.map_or(Param::Null, Param::Int4);
-            let params = [Param::Uuid(order_id), product];
-            let awaiting = Awaiting::CancelOrder {
-                order_id: *order_id,
-            };
-            (awaiting, pool.submit(tag, CANCEL_ORDER, &params, now))
-        }
-        Command::GetProduct(id) => (
-            Awaiting::GetProduct,
-            pool.submit(tag, GET_PRODUCT, &[Param::Int4(*id)], now),
-        ),
-        Command::ListOrders(id) => {
-            let awaiting = Awaiting::ListOrders { product_id: *id };
-            (
-                awaiting,
-                pool.submit(tag, LIST_ORDERS, &[Param::Int4(*id)], now),
-            )
-        }
-        Command::GetOrder(id) => (
-            Awaiting::GetOrder,
-            pool.submit(tag, GET_ORDER, &[Param::Uuid(id)], now),
-        ),
-        Command::Health => unreachable!("health is answered without the database"),
-    };
-    result.map(|()| awaiting).map_err(refusal_for)
-}
-
-/// The HTTP answer to a request the pool refused.
+/// The answer to a request the pool refused on the spot.
 pub fn refusal_for(refused: Refused) -> Refusal {
     match refused {
         Refused::Overloaded => OVERLOADED,
@@ -82,147 +126,32 @@ pub fn refusal_for(refused: Refused) -> Refusal {
     }
 }
 
-/// Writes the complete HTTP response for a database reply into `out`;
-/// `body` is scratch space reused across responses.
-pub fn write_reply(
-    awaiting: Awaiting,
-    reply: Reply<'_>,
-    keep_alive: bool,
-    body: &mut Vec<u8>,
-    out: &mut Vec<u8>,
-) {
-    body.clear();
-    let answer = answer(awaiting, reply, body);
-    write_answer(answer, keep_alive, body, out);
-}
-
-/// The position (1-based) of the order a `place_orders` row answers.
-pub fn batch_position(row: &Row<'_>) -> Option<i32> {
-    row.columns().next_as()
-}
-
-/// Writes the answer to one order of a `place_orders` batch.
-pub fn write_batch_order_reply(
-    row: Row<'_>,
-    keep_alive: bool,
-    body: &mut Vec<u8>,
-    out: &mut Vec<u8>,
-) {
-    body.clear();
-    let mut columns = row.columns();
-    let answer = match columns.next_as::<i32>() {
-        Some(_position) => place_order_answer(Some(&mut columns), body),
-        None => Err(malformed(Malformed)),
-    };
-    write_answer(answer, keep_alive, body, out);
-}
-
-/// A success status with its body in `body`, or a refusal, as a response.
-fn write_answer(answer: Result<u16, Refusal>, keep_alive: bool, body: &[u8], out: &mut Vec<u8>) {
-    match answer {
-        Ok(status) => write_json_response(out, status, body, keep_alive, None),
-        Err(refusal) => write_refusal(out, refusal, keep_alive),
-    }
-}
-
-pub fn write_refusal(out: &mut Vec<u8>, refusal: Refusal, keep_alive: bool) {
-    write_error(
-        out,
-        refusal.status,
-        refusal.message,
-        keep_alive,
-        refusal.allow,
-    );
-}
-
-/// The status of a successful answer whose body is in `body`, or the
-/// refusal to send instead.
-fn answer(awaiting: Awaiting, reply: Reply<'_>, body: &mut Vec<u8>) -> Result<u16, Refusal> {
-    let rows = match reply {
-        Reply::Rows(rows) => rows,
-        Reply::Unavailable => return Err(DATABASE_UNAVAILABLE),
-        Reply::Failed(error) => {
-            eprintln!(
-                "database error for {awaiting:?}: {} ({} {})",
-                error.message, error.severity, error.code
-            );
-            return Err(DATABASE_ERROR);
-        }
-    };
-    let first = rows.first();
-    match awaiting {
-        Awaiting::PlaceOrder => place_order_answer(first.map(|r| r.columns()).as_mut(), body),
-        Awaiting::CancelOrder { order_id } => {
-            let row = first.as_ref().and_then(CancelRow::from_row);
-            let row = row.ok_or(Malformed).map_err(malformed)?;
-            match row.outcome {
-                CANCEL_DONE => {
-                    let restored = row.restored_quantity.ok_or(Malformed).map_err(malformed)?;
-                    render::cancelled(body, &order_id, restored);
-                    Ok(200)
-                }
-                CANCEL_ALREADY => Err(ALREADY_CANCELLED),
-                CANCEL_NO_ORDER => Err(ORDER_NOT_FOUND),
-                _ => Err(malformed(Malformed)),
-            }
-        }
-        Awaiting::GetProduct => match first {
-            Some(row) => {
-                let product = ProductRow::from_row(&row)
-                    .ok_or(Malformed)
-                    .map_err(malformed)?;
-                render::product(body, &product);
-                Ok(200)
-            }
-            None => Err(PRODUCT_NOT_FOUND),
-        },
-        Awaiting::ListOrders { product_id } => match first {
-            Some(_) => render::order_list(body, product_id, rows.iter())
-                .map(|()| 200)
-                .map_err(malformed),
-            None => Err(PRODUCT_NOT_FOUND),
-        },
-        Awaiting::GetOrder => match first {
-            Some(row) => {
-                let order = OrderRow::from_row(&row)
-                    .ok_or(Malformed)
-                    .map_err(malformed)?;
-                render::order(body, &order);
-                Ok(200)
-            }
-            None => Err(ORDER_NOT_FOUND),
-        },
-    }
-}
-
-/// A `place_order` outcome: the outcome code, then the order's columns.
-fn place_order_answer(
-    columns: Option<&mut Columns<'_>>,
-    body: &mut Vec<u8>,
-) -> Result<u16, Refusal> {
-    let columns = columns.ok_or(Malformed).map_err(malformed)?;
-    match columns
-        .next_as::<i32>()
-        .ok_or(Malformed)
-        .map_err(malformed)?
-    {
-        code @ (ORDER_CREATED | ORDER_REPLAYED) => {
-            let order = OrderRow::from_columns(columns)
-                .ok_or(Malformed)
-                .map_err(malformed)?;
-            render::order(body, &order);
-            Ok(if code == ORDER_CREATED { 201 } else { 200 })
-        }
-        ORDER_NO_PRODUCT => Err(PRODUCT_NOT_FOUND),
-        ORDER_INSUFFICIENT_STOCK => Err(INSUFFICIENT_STOCK),
-        _ => Err(malformed(Malformed)),
+/// A success status with its body, or the refusal to send instead.
+pub fn answer_of(rendered: Result<u16, Refusal>, body: &[u8]) -> Answer<'_> {
+    match rendered {
+        Ok(status) => Answer::Json { status, body },
+        Err(refusal) => Answer::Refused(refusal),
     }
 }
 
 /// The database answered with a shape the statements exclude (a NULL where
 /// the schema has NOT NULL, an unknown outcome code): log it, answer 503.
 #[cold]
-fn malformed(_: Malformed) -> Refusal {
+pub fn malformed(_: Malformed) -> Refusal {
     eprintln!("database answer of an unexpected shape (NULL or unknown outcome code)");
     DATABASE_ERROR
+}
+
+/// An endpoint's way to the database while it handles one request: its
+/// statement goes to the pool tagged for the answer to find its way back.
+pub struct Db<'a> {
+    pool: &'a mut Pool,
+    tag: u64,
+    now: Instant,
+}
+
+impl Db<'_> {
+    pub fn submit(&mut self, statement: StatementId, params: &[Param<'_>]) -> Result<(), Refused> {
+        self.pool.submit(self.tag, statement, params, self.now)
+    }
 }

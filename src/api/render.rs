@@ -1,104 +1,53 @@
-//! JSON bodies of successful answers, written straight from the database's
-//! binary rows into a reused buffer: field names and types exactly as
-//! challenge.md plus compat.md (orders carry `order_id` and `id`, products
-//! `current_stock` and `stock`).
+//! JSON writers shared by the endpoints' answers: fields written straight
+//! from the database's binary values into a reused buffer, UUIDs in their
+//! canonical text form, timestamps as RFC 3339 UTC.
 
-use crate::api::statements::{ListedOrderRow, OrderRow, ProductRow};
-use crate::api::validate::write_uuid;
 use crate::json::{write_i64, write_str};
-use crate::pg::{Row, Timestamp};
+use crate::pg::Timestamp;
 
 /// The database answered with a shape the statements exclude (a NULL where
 /// the schema has NOT NULL); the request gets a 503 and the log a line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Malformed;
 
-fn int(out: &mut Vec<u8>, name: &[u8], value: i32) {
+/// `name` (the JSON text before the value, e.g. `,"price":`), then the value.
+pub fn int(out: &mut Vec<u8>, name: &[u8], value: i32) {
     out.extend_from_slice(name);
     write_i64(out, i64::from(value));
 }
 
-fn text(out: &mut Vec<u8>, name: &[u8], value: &str) {
+pub fn text(out: &mut Vec<u8>, name: &[u8], value: &str) {
     out.extend_from_slice(name);
     write_str(out, value);
 }
 
-fn uuid(out: &mut Vec<u8>, name: &[u8], value: &[u8; 16]) {
+pub fn uuid(out: &mut Vec<u8>, name: &[u8], value: &[u8; 16]) {
     out.extend_from_slice(name);
     out.push(b'"');
     write_uuid(out, value);
     out.push(b'"');
 }
 
-fn timestamp(out: &mut Vec<u8>, name: &[u8], value: Timestamp) {
+pub fn timestamp(out: &mut Vec<u8>, name: &[u8], value: Timestamp) {
     out.extend_from_slice(name);
     out.push(b'"');
     write_timestamp(out, value.0);
     out.push(b'"');
 }
 
-/// The full order object of compat.md.
-pub fn order(out: &mut Vec<u8>, order: &OrderRow<'_>) {
-    uuid(out, b"{\"order_id\":", &order.id);
-    uuid(out, b",\"id\":", &order.id);
-    uuid(out, b",\"idempotency_key\":", &order.idempotency_key);
-    int(out, b",\"product_id\":", order.product_id);
-    text(out, b",\"customer_id\":", order.customer_id);
-    int(out, b",\"quantity\":", order.quantity);
-    int(out, b",\"unit_price\":", order.unit_price);
-    int(out, b",\"total_price\":", order.total_price);
-    text(out, b",\"status\":", order.status);
-    timestamp(out, b",\"created_at\":", order.created_at);
-    out.push(b'}');
-}
+/// Byte indexes of the 16-byte id that a hyphen precedes in the text form.
+const UUID_HYPHEN_BEFORE_BYTE: [usize; 4] = [4, 6, 8, 10];
+const HEX_LOWER: &[u8; 16] = b"0123456789abcdef";
 
-/// `GET /products/{id}`: id, name, price, initial_stock, current_stock, stock.
-pub fn product(out: &mut Vec<u8>, product: &ProductRow<'_>) {
-    int(out, b"{\"id\":", product.id);
-    text(out, b",\"name\":", product.name);
-    int(out, b",\"price\":", product.price);
-    int(out, b",\"initial_stock\":", product.initial_stock);
-    int(out, b",\"current_stock\":", product.current_stock);
-    int(out, b",\"stock\":", product.current_stock);
-    out.push(b'}');
-}
-
-/// `GET /orders?product_id=N`. `rows` come from `list_orders`: one row with
-/// a NULL order id means the product has no orders.
-pub fn order_list<'a>(
-    out: &mut Vec<u8>,
-    product_id: i32,
-    rows: impl Iterator<Item = Row<'a>>,
-) -> Result<(), Malformed> {
-    int(out, b"{\"product_id\":", product_id);
-    out.extend_from_slice(b",\"orders\":[");
-    let mut first = true;
-    for row in rows.filter(|r| r.raw(0).is_some()) {
-        let entry = ListedOrderRow::from_row(&row).ok_or(Malformed)?;
-        if !first {
-            out.push(b',');
+/// Appends `id` in lowercase hyphenated form (`8-4-4-4-12`).
+pub fn write_uuid(out: &mut Vec<u8>, id: &[u8; 16]) {
+    for (index, &byte) in id.iter().enumerate() {
+        if UUID_HYPHEN_BEFORE_BYTE.contains(&index) {
+            out.push(b'-');
         }
-        first = false;
-        uuid(out, b"{\"order_id\":", &entry.id);
-        uuid(out, b",\"id\":", &entry.id);
-        text(out, b",\"customer_id\":", entry.customer_id);
-        int(out, b",\"quantity\":", entry.quantity);
-        int(out, b",\"total_price\":", entry.total_price);
-        text(out, b",\"status\":", entry.status);
-        timestamp(out, b",\"created_at\":", entry.created_at);
-        out.push(b'}');
+        out.push(HEX_LOWER[usize::from(byte >> 4)]);
+        out.push(HEX_LOWER[usize::from(byte & 0xF)]);
     }
-    out.extend_from_slice(b"]}");
-    Ok(())
-}
-
-/// `POST /orders/{id}/cancel` success.
-pub fn cancelled(out: &mut Vec<u8>, order_id: &[u8; 16], restored_quantity: i32) {
-    out.extend_from_slice(b"{\"order_id\":\"");
-    write_uuid(out, order_id);
-    out.extend_from_slice(b"\",\"status\":\"CANCELLED\",\"restored_quantity\":");
-    write_i64(out, i64::from(restored_quantity));
-    out.push(b'}');
 }
 
 /// Microseconds between 1970-01-01 and Postgres' epoch, 2000-01-01.
@@ -210,15 +159,5 @@ mod tests {
                 }
             }
         }
-    }
-
-    #[test]
-    fn cancel_body_is_exact() {
-        let mut out = Vec::new();
-        cancelled(&mut out, &[0xab; 16], 3);
-        assert_eq!(
-            String::from_utf8(out).unwrap(),
-            r#"{"order_id":"abababab-abab-abab-abab-abababababab","status":"CANCELLED","restored_quantity":3}"#
-        );
     }
 }

@@ -431,25 +431,7 @@ impl Connection {
             | tag::EMPTY_QUERY_RESPONSE
             | tag::NO_DATA
             | tag::PORTAL_SUSPENDED => {}
-            tag::READY_FOR_QUERY => {
-                let pending = self
-                    .pending
-                    .pop_front()
-                    .ok_or_else(|| ProtocolError::new("ReadyForQuery with no request"))?;
-                let answer = &self.read_buf[self.read_head..start];
-                let reply = match self.answer_error_at {
-                    Some(at) => {
-                        let (frame, _) = backend::next_frame(&self.read_buf[at..self.scan])?
-                            .ok_or_else(|| ProtocolError::new("error message vanished"))?;
-                        Reply::Failed(DbError::parse(frame.body)?)
-                    }
-                    None => Reply::Rows(Rows::new(answer)),
-                };
-                on_reply(pending.tag, reply);
-                self.answer_error_at = None;
-                self.read_head = self.scan;
-                return Ok(());
-            }
+            tag::READY_FOR_QUERY => return self.finish_answer(start, on_reply),
             other => {
                 return Err(ProtocolError::new(format!(
                     "unexpected message {:?} in an answer",
@@ -463,6 +445,32 @@ impl Connection {
                 ProtocolError::new(format!("message {:?} with no request", tag as char)).into(),
             );
         }
+        Ok(())
+    }
+
+    /// The ReadyForQuery at `start` ends the answer of the oldest pending
+    /// request: it gets its rows (or its error), seen in place.
+    fn finish_answer(
+        &mut self,
+        start: usize,
+        on_reply: &mut dyn FnMut(u64, Reply<'_>),
+    ) -> Result<(), ConnectionError> {
+        let pending = self
+            .pending
+            .pop_front()
+            .ok_or_else(|| ProtocolError::new("ReadyForQuery with no request"))?;
+        let answer = &self.read_buf[self.read_head..start];
+        let reply = match self.answer_error_at {
+            Some(at) => {
+                let (frame, _) = backend::next_frame(&self.read_buf[at..self.scan])?
+                    .ok_or_else(|| ProtocolError::new("error message vanished"))?;
+                Reply::Failed(DbError::parse(frame.body)?)
+            }
+            None => Reply::Rows(Rows::new(answer)),
+        };
+        on_reply(pending.tag, reply);
+        self.answer_error_at = None;
+        self.read_head = self.scan;
         Ok(())
     }
 

@@ -1,8 +1,11 @@
 //! One client connection: its socket, unparsed input, unsent output, and
-//! what it waits for. A connection has at most one request at the database
-//! at a time; pipelined requests wait, unparsed, in `input` (or the socket)
-//! until the previous answer is written, which keeps answers in request
-//! order without any reordering machinery.
+//! whether a request of it waits for the application. A connection has at
+//! most one request waiting at a time; pipelined requests wait, unparsed, in
+//! `input` (or the socket) until the previous answer is written, which keeps
+//! answers in request order without any reordering machinery.
+//!
+//! Its state changes only through the methods below; the event loop asks
+//! and tells, it never sets a field.
 
 use std::io;
 use std::net::Shutdown;
@@ -10,20 +13,18 @@ use std::time::Instant;
 
 use mio::net::TcpStream;
 
-use crate::api::Awaiting;
-use crate::config::{HTTP_INPUT_BYTES_MAX, HTTP_OUTPUT_BYTES_KEPT, HTTP_OUTPUT_BYTES_MAX};
+use crate::api::{Answer, Handled};
+use crate::config::{
+    HTTP_IDLE_TIMEOUT, HTTP_INPUT_BYTES_MAX, HTTP_LINGER_TIMEOUT, HTTP_OUTPUT_BYTES_KEPT,
+    HTTP_OUTPUT_BYTES_MAX, HTTP_PARTIAL_REQUEST_TIMEOUT,
+};
+use crate::http::request::{parse_request, Body, Method, Parsed};
+use crate::http::response::{write_error, write_json_response, CONTINUE_100};
 use crate::nonblocking::{self, Received};
-
-/// A request at the database and how its answer must be framed.
-#[derive(Debug, Clone, Copy)]
-pub struct InFlight {
-    pub awaiting: Awaiting,
-    pub keep_alive: bool,
-}
 
 /// Where a connection is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Phase {
+enum Phase {
     /// Reading and answering requests.
     Open,
     /// The last response is queued (Connection: close, an error, or the peer
@@ -35,54 +36,89 @@ pub enum Phase {
     Lingering { since: Instant },
 }
 
+/// A request handed to the application and not answered yet.
+#[derive(Debug, Clone, Copy)]
+struct Waiting {
+    keep_alive: bool,
+}
+
 pub struct Client {
-    pub socket: TcpStream,
-    pub input: Vec<u8>,
-    pub output: Vec<u8>,
+    socket: TcpStream,
+    input: Vec<u8>,
+    output: Vec<u8>,
     output_sent: usize,
     /// Decoded chunked request bodies.
-    pub chunked_body: Vec<u8>,
-    pub in_flight: Option<InFlight>,
-    pub phase: Phase,
+    chunked_body: Vec<u8>,
+    waiting: Option<Waiting>,
+    phase: Phase,
     /// Reading stopped with data possibly left in the socket (edge-triggered
     /// readiness will not report it again): read when unblocked.
-    pub read_paused: bool,
-    pub last_active: Instant,
+    read_paused: bool,
+    last_active: Instant,
     /// When the first byte of the request now being received arrived.
-    pub partial_since: Option<Instant>,
-    pub continue_sent: bool,
-    /// Already on the loop's list of connections to flush this turn.
-    pub queued_for_flush: bool,
+    partial_since: Option<Instant>,
+    continue_sent: bool,
 }
 
 /// What a read attempt found.
 #[derive(Debug, PartialEq, Eq)]
 pub enum ReadOutcome {
-    /// New bytes were appended to `input`; there may be more.
+    /// New bytes were appended to the input; there may be more.
     Data,
-    /// New bytes were appended and the socket is drained: the read returned
-    /// less than asked. For a stream socket under edge-triggered readiness
-    /// that is as good as `WouldBlock` (epoll(7), "Q9"): data arriving later
-    /// raises a new edge. Saves the read that would only say EAGAIN.
+    /// New bytes were appended and the socket is drained (see
+    /// `nonblocking::Received`): no need to read again before the next event.
     DataDrained,
+    /// Bytes after the last response were thrown away; there may be more.
+    Discarded,
     /// Nothing more for now.
     WouldBlock,
-    /// Not reading: a request is in flight, the connection is closing, or a
-    /// buffer is full. `read_paused` is set.
+    /// Not reading: a request is waiting, the connection is closing, or a
+    /// buffer is full. Reading resumes when that changes.
     Paused,
     /// The peer closed its side.
     Eof,
 }
 
-impl From<Received> for ReadOutcome {
-    fn from(received: Received) -> ReadOutcome {
-        match received {
-            Received::Data { drained: false, .. } => ReadOutcome::Data,
-            Received::Data { drained: true, .. } => ReadOutcome::DataDrained,
-            Received::WouldBlock => ReadOutcome::WouldBlock,
-            Received::Eof => ReadOutcome::Eof,
-        }
-    }
+/// A complete request, borrowed from the connection's buffers.
+pub struct Incoming<'a> {
+    pub method: Method,
+    pub target: &'a [u8],
+    pub body: &'a [u8],
+    pub keep_alive: bool,
+    /// Input bytes the request occupies (head, body, chunked framing).
+    pub consumed: usize,
+}
+
+/// What the connection has to serve now.
+pub enum Next<'a> {
+    Request(Incoming<'a>),
+    /// Nothing to hand over; `wrote` says whether output was queued (a
+    /// `100 Continue`, or the error that ends a malformed request).
+    Nothing {
+        wrote: bool,
+    },
+}
+
+/// What writing the output achieved.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Flushed {
+    /// The socket is full; a writable event follows.
+    Partly,
+    Done,
+    /// Done, and the connection was closing: our side is shut and unread
+    /// input is drained for a while (read it now: the EOF may be there).
+    Lingering,
+    /// Done, and reading had stopped for lack of room: serve and read again.
+    Unblocked,
+}
+
+/// What a periodic look at the connection decided.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Swept {
+    Keep,
+    Close,
+    /// A request was not completed in time: 408 queued, the connection closes.
+    TimedOut,
 }
 
 impl Client {
@@ -93,58 +129,170 @@ impl Client {
             output: Vec::new(),
             output_sent: 0,
             chunked_body: Vec::new(),
-            in_flight: None,
+            waiting: None,
             phase: Phase::Open,
             read_paused: false,
             last_active: now,
             partial_since: None,
             continue_sent: false,
-            queued_for_flush: false,
         }
     }
 
-    pub fn unsent_output(&self) -> usize {
+    pub fn socket(&mut self) -> &mut TcpStream {
+        &mut self.socket
+    }
+
+    pub fn is_waiting(&self) -> bool {
+        self.waiting.is_some()
+    }
+
+    pub fn read_paused(&self) -> bool {
+        self.read_paused
+    }
+
+    /// Nothing waits for an answer and nothing is left to send.
+    pub fn is_idle(&self) -> bool {
+        self.waiting.is_none() && self.unsent_output() == 0
+    }
+
+    fn unsent_output(&self) -> usize {
         self.output.len() - self.output_sent
     }
 
-    /// Whether the next request may be parsed and dispatched now.
-    pub fn can_take_request(&self) -> bool {
+    /// Whether the next request may be parsed and handed over now.
+    fn can_take_request(&self) -> bool {
         self.phase == Phase::Open
-            && self.in_flight.is_none()
+            && self.waiting.is_none()
             && self.unsent_output() < HTTP_OUTPUT_BYTES_MAX
     }
 
-    /// Reads once into `scratch` and appends to `input`, unless the
+    /// Reads once into `chunk` and appends to the input, unless the
     /// connection should not take more input now.
-    pub fn read_some(&mut self, scratch: &mut [u8]) -> io::Result<ReadOutcome> {
+    pub fn read(&mut self, chunk: &mut [u8]) -> io::Result<ReadOutcome> {
         if let Phase::Lingering { .. } = self.phase {
-            return self.discard_input(scratch);
+            return Ok(match nonblocking::read(&mut self.socket, chunk)? {
+                Received::Data { drained: false, .. } => ReadOutcome::Discarded,
+                Received::Data { drained: true, .. } | Received::WouldBlock => {
+                    ReadOutcome::WouldBlock
+                }
+                Received::Eof => ReadOutcome::Eof,
+            });
         }
         let room = HTTP_INPUT_BYTES_MAX
             .saturating_sub(self.input.len())
-            .min(scratch.len());
+            .min(chunk.len());
         if !self.can_take_request() || room == 0 {
             self.read_paused = true;
             return Ok(ReadOutcome::Paused);
         }
         self.read_paused = false;
-        let scratch = &mut scratch[..room];
-        let received = nonblocking::read(&mut self.socket, scratch)?;
-        if let Received::Data { len, .. } = received {
-            self.input.extend_from_slice(&scratch[..len]);
+        let chunk = &mut chunk[..room];
+        Ok(match nonblocking::read(&mut self.socket, chunk)? {
+            Received::Data { len, drained } => {
+                self.input.extend_from_slice(&chunk[..len]);
+                if drained {
+                    ReadOutcome::DataDrained
+                } else {
+                    ReadOutcome::Data
+                }
+            }
+            Received::WouldBlock => ReadOutcome::WouldBlock,
+            Received::Eof => ReadOutcome::Eof,
+        })
+    }
+
+    /// The peer closed its side. Returns whether the connection can close
+    /// now; otherwise it answers what was asked, then closes.
+    pub fn on_peer_closed(&mut self) -> bool {
+        if self.is_idle() {
+            return true;
         }
-        Ok(ReadOutcome::from(received))
+        self.begin_closing();
+        false
     }
 
-    fn discard_input(&mut self, scratch: &mut [u8]) -> io::Result<ReadOutcome> {
-        nonblocking::read(&mut self.socket, scratch).map(ReadOutcome::from)
+    /// The next complete request in the input, if the connection may take
+    /// one now. Answers `Expect: 100-continue` and malformed requests itself.
+    pub fn next_request(&mut self, now: Instant) -> Next<'_> {
+        if !self.can_take_request() {
+            return Next::Nothing { wrote: false };
+        }
+        if self.input.is_empty() {
+            self.partial_since = None;
+            return Next::Nothing { wrote: false };
+        }
+        match parse_request(&self.input, &mut self.chunked_body) {
+            Ok(Parsed::Complete(request)) => {
+                self.partial_since = None;
+                self.continue_sent = false;
+                self.last_active = now;
+                let body: &[u8] = match &request.body {
+                    Body::None => &[],
+                    Body::InBuffer(range) => &self.input[range.clone()],
+                    Body::Decoded => &self.chunked_body,
+                };
+                Next::Request(Incoming {
+                    method: request.head.method,
+                    target: &self.input[request.head.path.clone()],
+                    body,
+                    keep_alive: request.head.keep_alive,
+                    consumed: request.consumed,
+                })
+            }
+            Ok(Parsed::Partial { head_complete }) => {
+                self.partial_since.get_or_insert(now);
+                let expects_continue = head_complete.is_some_and(|h| h.expects_continue);
+                if expects_continue && !self.continue_sent {
+                    self.output.extend_from_slice(CONTINUE_100);
+                    self.continue_sent = true;
+                    return Next::Nothing { wrote: true };
+                }
+                Next::Nothing { wrote: false }
+            }
+            Err(error) => {
+                // The framing of whatever follows is unknown: answer, close.
+                write_error(
+                    &mut self.output,
+                    error.status(),
+                    error.message(),
+                    false,
+                    None,
+                );
+                self.begin_closing();
+                Next::Nothing { wrote: true }
+            }
+        }
     }
 
-    /// Writes pending output. `Ok(true)` when everything is sent.
-    pub fn write_out(&mut self) -> io::Result<bool> {
+    /// The application took the request `next_request` gave: its answer is
+    /// written now, or it is waited for.
+    pub fn finish_request(&mut self, keep_alive: bool, consumed: usize, handled: Handled<'_>) {
+        match handled {
+            Handled::Answered(answer) => write_answer(&mut self.output, answer, keep_alive),
+            Handled::Pending => self.waiting = Some(Waiting { keep_alive }),
+        }
+        if !keep_alive {
+            self.phase = Phase::Closing;
+        }
+        self.input.drain(..consumed);
+        if self.input.is_empty() && self.input.capacity() > HTTP_INPUT_BYTES_MAX {
+            self.input.shrink_to(0);
+        }
+    }
+
+    /// The answer to the waiting request (none waiting: nothing to do).
+    pub fn answer(&mut self, answer: Answer<'_>, now: Instant) {
+        if let Some(waiting) = self.waiting.take() {
+            write_answer(&mut self.output, answer, waiting.keep_alive);
+            self.last_active = now;
+        }
+    }
+
+    /// Writes pending output as far as the socket takes it.
+    pub fn flush(&mut self, now: Instant) -> io::Result<Flushed> {
         self.output_sent += nonblocking::write(&mut self.socket, &self.output[self.output_sent..])?;
         if self.output_sent < self.output.len() {
-            return Ok(false); // the socket is full; a writable event follows
+            return Ok(Flushed::Partly);
         }
         self.output.clear();
         self.output_sent = 0;
@@ -153,22 +301,78 @@ impl Client {
         if self.output.capacity() > HTTP_OUTPUT_BYTES_MAX {
             self.output.shrink_to(HTTP_OUTPUT_BYTES_KEPT);
         }
-        Ok(true)
+        if self.phase == Phase::Closing && self.waiting.is_none() {
+            let _ = self.socket.shutdown(Shutdown::Write);
+            self.phase = Phase::Lingering { since: now };
+            self.input.clear();
+            return Ok(Flushed::Lingering);
+        }
+        Ok(if self.read_paused {
+            Flushed::Unblocked
+        } else {
+            Flushed::Done
+        })
     }
 
-    /// Everything is written and the connection is closing: shut down our
-    /// side and start lingering.
-    pub fn start_lingering(&mut self, now: Instant) {
-        let _ = self.socket.shutdown(Shutdown::Write);
-        self.phase = Phase::Lingering { since: now };
+    /// Idle, slow and lingering connections end here.
+    pub fn sweep(&mut self, now: Instant) -> Swept {
+        let since = |t: Instant| now.saturating_duration_since(t);
+        match self.phase {
+            Phase::Lingering { since: t } if since(t) >= HTTP_LINGER_TIMEOUT => Swept::Close,
+            Phase::Lingering { .. } => Swept::Keep,
+            _ if self.waiting.is_some() => Swept::Keep, // the pool times requests out
+            _ if self
+                .partial_since
+                .is_some_and(|t| since(t) >= HTTP_PARTIAL_REQUEST_TIMEOUT) =>
+            {
+                write_error(
+                    &mut self.output,
+                    408,
+                    "request not completed in time",
+                    false,
+                    None,
+                );
+                self.partial_since = None;
+                self.begin_closing();
+                Swept::TimedOut
+            }
+            _ if since(self.last_active) >= HTTP_IDLE_TIMEOUT => Swept::Close,
+            _ => Swept::Keep,
+        }
+    }
+
+    /// Shutdown begins: the answer still awaited announces the close.
+    /// Returns whether the connection can close at once (it is idle).
+    pub fn begin_drain(&mut self) -> bool {
+        if let Some(waiting) = self.waiting.as_mut() {
+            waiting.keep_alive = false;
+        }
+        if self.is_idle() {
+            return true;
+        }
+        if self.phase == Phase::Open {
+            self.begin_closing();
+        }
+        false
+    }
+
+    /// No more requests are read: the response queued (or awaited) is the last.
+    fn begin_closing(&mut self) {
+        self.phase = Phase::Closing;
         self.input.clear();
     }
+}
 
-    /// Drops the consumed request from the front of `input`.
-    pub fn consume_input(&mut self, len: usize) {
-        self.input.drain(..len);
-        if self.input.is_empty() && self.input.capacity() > HTTP_INPUT_BYTES_MAX {
-            self.input.shrink_to(0);
-        }
+/// An answer as an HTTP response.
+fn write_answer(out: &mut Vec<u8>, answer: Answer<'_>, keep_alive: bool) {
+    match answer {
+        Answer::Json { status, body } => write_json_response(out, status, body, keep_alive, None),
+        Answer::Refused(refusal) => write_error(
+            out,
+            refusal.status,
+            refusal.message,
+            keep_alive,
+            refusal.allow,
+        ),
     }
 }

@@ -2,7 +2,7 @@
 //! the first newline is the target, the remainder the body. Nothing may
 //! panic, and whatever becomes a database command obeys the spec's rules.
 #![no_main]
-use flashsale::api::route::{route, Command};
+use flashsale::api::routes::{route, Command, Query};
 use flashsale::api::validate::ProductRef;
 use flashsale::config::{CUSTOMER_ID_CHARS_MAX, QUANTITY_MAX, QUANTITY_MIN};
 use flashsale::http::request::Method;
@@ -40,14 +40,14 @@ fuzz_target!(|data: &[u8]| {
                 "not a v4 RFC 4122 key"
             );
         }
-        Command::CancelOrder { product_id, .. } => {
+        Command::Query(Query::CancelOrder { product_id, .. }) => {
             assert_eq!(method, Method::Post);
             assert!(product_id.is_none_or(|id| id > 0));
         }
-        Command::GetProduct(id) | Command::ListOrders(id) => {
+        Command::Query(Query::GetProduct(id) | Query::ListOrders(id)) => {
             assert_eq!(method, Method::Get);
             assert!(id > 0);
         }
-        Command::GetOrder(_) | Command::Health => assert_eq!(method, Method::Get),
+        Command::Query(Query::GetOrder(_)) | Command::Health => assert_eq!(method, Method::Get),
     }
 });

@@ -1,58 +1,65 @@
-//! Routing and validation: a parsed request becomes either a database
-//! command or an answer that needs no database (4xx, health). Pure: no IO,
-//! tested without sockets.
+//! The route table: which endpoint a request is for, decided from its
+//! method, path and query, with its input validated by the endpoint's own
+//! `parse`. Pure: no IO, tested without sockets. A refusal (404, 405, 422)
+//! needs no database.
+//!
+//! Adding an endpoint is a line in [`route`]; if one statement answers it,
+//! also a [`Query`] variant and its two dispatch arms below.
 
-use crate::api::validate::{self, Invalid, OrderRequest, ProductRef};
+use crate::api::orders::{self, place::OrderRequest};
+use crate::api::{method_not_allowed, products, Db, Refusal, NOT_FOUND};
 use crate::http::request::Method;
+use crate::pg::{Refused, Rows};
 
-/// Work for the database; everything in it is validated.
+/// What a request asks for, validated.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command<'a> {
+    /// Joins the turn's order batch (`orders::batch`).
     PlaceOrder(OrderRequest<'a>),
+    /// Answered by one statement.
+    Query(Query),
+    /// Answered without the database (`health`).
+    Health,
+}
+
+/// A request answered by one statement: what the client asked, kept while
+/// the statement runs so its answer can be rendered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Query {
+    GetProduct(i32),
+    GetOrder([u8; 16]),
+    ListOrders(i32),
     /// `product_id: None`: body-less cancel (compat.md), any product.
     CancelOrder {
         order_id: [u8; 16],
         product_id: Option<i32>,
     },
-    GetProduct(i32),
-    ListOrders(i32),
-    GetOrder([u8; 16]),
-    Health,
 }
 
-/// An answer decided without the database.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Refusal {
-    pub status: u16,
-    pub message: &'static str,
-    /// The methods a 405 must list in `Allow`.
-    pub allow: Option<&'static str>,
-}
-
-pub type Routed<'a> = Result<Command<'a>, Refusal>;
-
-const NOT_FOUND: Refusal = refuse(404, "not found");
-pub const PRODUCT_NOT_FOUND: Refusal = refuse(404, "product not found");
-pub const ORDER_NOT_FOUND: Refusal = refuse(404, "order not found");
-
-pub const fn refuse(status: u16, message: &'static str) -> Refusal {
-    Refusal {
-        status,
-        message,
-        allow: None,
+impl Query {
+    /// Sends the statement that answers this query.
+    pub fn submit(&self, db: &mut Db<'_>) -> Result<(), Refused> {
+        match self {
+            Query::GetProduct(id) => products::submit(db, *id),
+            Query::GetOrder(id) => orders::get::submit(db, id),
+            Query::ListOrders(product_id) => orders::list::submit(db, *product_id),
+            Query::CancelOrder {
+                order_id,
+                product_id,
+            } => orders::cancel::submit(db, order_id, *product_id),
+        }
     }
-}
 
-const fn method_not_allowed(allow: &'static str) -> Refusal {
-    Refusal {
-        status: 405,
-        message: "method not allowed",
-        allow: Some(allow),
+    /// Renders the statement's rows into `body`: the status to send, or
+    /// the refusal to send instead.
+    pub fn answer(&self, rows: Rows<'_>, body: &mut Vec<u8>) -> Result<u16, Refusal> {
+        match self {
+            Query::GetProduct(_) => products::answer(rows, body),
+            Query::GetOrder(_) => orders::get::answer(rows, body),
+            Query::ListOrders(product_id) => orders::list::answer(*product_id, rows, body),
+            Query::CancelOrder { order_id, .. } => orders::cancel::answer(order_id, rows, body),
+        }
     }
-}
-
-fn invalid(Invalid(message): Invalid) -> Refusal {
-    refuse(422, message)
 }
 
 /// Routes `target` (path and optional query) for `method` with `body`.
@@ -62,7 +69,7 @@ pub fn route<'a>(
     target: &[u8],
     body: &[u8],
     scratch: &'a mut String,
-) -> Routed<'a> {
+) -> Result<Command<'a>, Refusal> {
     let (path, query) = match target.iter().position(|&b| b == b'?') {
         Some(q) => (&target[..q], &target[q + 1..]),
         None => (target, &target[target.len()..]),
@@ -79,29 +86,20 @@ pub fn route<'a>(
     ];
     match segments {
         [Some(b"orders"), None, ..] => match method {
-            Method::Post => place_order(body, scratch),
-            Method::Get => match validate::parse_product_id_query(query).map_err(invalid)? {
-                ProductRef::Id(id) => Ok(Command::ListOrders(id)),
-                ProductRef::Unknown => Err(PRODUCT_NOT_FOUND),
-            },
+            Method::Post => orders::place::parse(body, scratch).map(Command::PlaceOrder),
+            Method::Get => orders::list::parse(query).map(Command::Query),
             Method::Other => Err(method_not_allowed("GET, POST")),
         },
         [Some(b"orders"), Some(id), None, _] => match method {
-            // compat.md: a malformed id is a 422 here (a 404 on cancel).
-            Method::Get => validate::parse_uuid(id)
-                .map(Command::GetOrder)
-                .ok_or(refuse(422, "order_id must be a UUID")),
+            Method::Get => orders::get::parse(id).map(Command::Query),
             _ => Err(method_not_allowed("GET")),
         },
         [Some(b"orders"), Some(id), Some(b"cancel"), None] => match method {
-            Method::Post => cancel_order(id, body),
+            Method::Post => orders::cancel::parse(id, body).map(Command::Query),
             _ => Err(method_not_allowed("POST")),
         },
         [Some(b"products"), Some(id), None, _] => match method {
-            Method::Get => match validate::decimal_product_ref(id) {
-                Some(ProductRef::Id(id)) => Ok(Command::GetProduct(id)),
-                _ => Err(PRODUCT_NOT_FOUND),
-            },
+            Method::Get => products::parse(id).map(Command::Query),
             _ => Err(method_not_allowed("GET")),
         },
         [Some(b"health"), None, ..] => match method {
@@ -112,32 +110,6 @@ pub fn route<'a>(
     }
 }
 
-/// Validation comes first (422), then a product id no product can have (404).
-fn place_order<'a>(body: &[u8], scratch: &'a mut String) -> Routed<'a> {
-    let order = validate::order_request(body, scratch).map_err(invalid)?;
-    match order.product_id {
-        ProductRef::Id(_) => Ok(Command::PlaceOrder(order)),
-        ProductRef::Unknown => Err(PRODUCT_NOT_FOUND),
-    }
-}
-
-fn cancel_order<'a>(id: &[u8], body: &[u8]) -> Routed<'a> {
-    let product_id = validate::cancel_request(body).map_err(invalid)?;
-    let order_id = validate::parse_uuid(id).ok_or(ORDER_NOT_FOUND)?;
-    match product_id {
-        None => Ok(Command::CancelOrder {
-            order_id,
-            product_id: None,
-        }),
-        Some(ProductRef::Id(p)) => Ok(Command::CancelOrder {
-            order_id,
-            product_id: Some(p),
-        }),
-        // No order belongs to a product that cannot exist.
-        Some(ProductRef::Unknown) => Err(ORDER_NOT_FOUND),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -145,10 +117,15 @@ mod tests {
     const KEY: &str = "550e8400-e29b-41d4-a716-446655440000";
     const ORDER: &str = "54b40303-b83a-4c37-86ed-716e630e4337";
 
+    /// The command as text (a query as itself), or the refusal's status and
+    /// message (its `Allow` list for a 405).
     fn run(method: Method, target: &str, body: &str) -> Result<String, (u16, &'static str)> {
         let mut scratch = String::new();
         route(method, target.as_bytes(), body.as_bytes(), &mut scratch)
-            .map(|c| format!("{c:?}"))
+            .map(|c| match c {
+                Command::Query(query) => format!("{query:?}"),
+                other => format!("{other:?}"),
+            })
             .map_err(|r| (r.status, r.allow.unwrap_or(r.message)))
     }
 

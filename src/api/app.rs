@@ -1,0 +1,166 @@
+//! The application as the event loop sees it: a request comes in and is
+//! answered at once or sent to the database; a database reply becomes the
+//! answer of the request that waits for it; at the end of each turn the
+//! orders gathered meanwhile go to the database together.
+
+use std::time::Instant;
+
+use crate::api::orders::batch::{self, Batcher};
+use crate::api::routes::{self, Command, Query};
+use crate::api::statements::STATEMENTS;
+use crate::api::{
+    answer_of, health, refusal_for, Answer, Db, Handled, Host, Refusal, Request, RequestId,
+    DATABASE_ERROR, DATABASE_UNAVAILABLE, OVERLOADED,
+};
+use crate::config::{ANSWER_BODY_BYTES_INITIAL, CUSTOMER_ID_BYTES_MAX, HTTP_CONNECTIONS_MAX};
+use crate::pg::{Pool, Reply, Statement};
+
+pub struct App {
+    queries: QueryTable,
+    orders: Batcher,
+    /// Decoded request text the routed command borrows (a customer id).
+    text: String,
+    /// Answers are rendered here, then copied into the client's output.
+    body: Vec<u8>,
+}
+
+impl Default for App {
+    fn default() -> App {
+        App::new()
+    }
+}
+
+impl App {
+    pub fn new() -> App {
+        App {
+            queries: QueryTable::new(),
+            orders: Batcher::new(),
+            text: String::with_capacity(CUSTOMER_ID_BYTES_MAX),
+            body: Vec::with_capacity(ANSWER_BODY_BYTES_INITIAL),
+        }
+    }
+
+    /// The statements every database connection prepares for the application.
+    pub fn statements() -> &'static [Statement] {
+        STATEMENTS
+    }
+
+    /// Routes and validates a request, then answers it at once or sends it
+    /// on its way to the database.
+    pub fn on_request(
+        &mut self,
+        request: &Request<'_>,
+        pool: &mut Pool,
+        now: Instant,
+    ) -> Handled<'_> {
+        let routed = routes::route(request.method, request.target, request.body, &mut self.text);
+        let refused = |refusal| Handled::Answered(Answer::Refused(refusal));
+        match routed {
+            Err(refusal) => refused(refusal),
+            Ok(Command::Health) => Handled::Answered(health::answer(pool.is_healthy())),
+            Ok(Command::PlaceOrder(order)) => match self.orders.add(request.id, &order) {
+                Ok(()) => Handled::Pending,
+                Err(refusal) => refused(refusal),
+            },
+            Ok(Command::Query(query)) => match self.queries.submit(request.id, query, pool, now) {
+                Ok(()) => Handled::Pending,
+                Err(refusal) => refused(refusal),
+            },
+        }
+    }
+
+    /// A database reply for the request (or the order batch) `tag` names.
+    pub fn on_reply(&mut self, tag: u64, reply: Reply<'_>, host: &mut impl Host) {
+        if batch::owns(tag) {
+            self.orders.on_reply(tag, reply, &mut self.body, host);
+        } else {
+            self.queries.on_reply(tag, reply, &mut self.body, host);
+        }
+    }
+
+    /// Sends what the turn gathered: the orders, in batches.
+    pub fn end_of_turn(&mut self, pool: &mut Pool, host: &mut impl Host, now: Instant) {
+        self.orders.send(pool, host, now);
+    }
+
+    /// The server stops: whatever never reached the database is answered.
+    pub fn on_shutdown(&mut self, host: &mut impl Host) {
+        self.orders.refuse_unsent(host);
+    }
+}
+
+/// A request at the database for one statement's answer.
+struct Waiting {
+    request: RequestId,
+    query: Query,
+}
+
+/// Requests at the database, by slot; the slot is the pool tag. A client
+/// has at most one request at the database, so there are at most as many
+/// as connections, and the table is sized for that up front.
+struct QueryTable {
+    slots: Vec<Option<Waiting>>,
+    free: Vec<u32>,
+}
+
+impl QueryTable {
+    fn new() -> QueryTable {
+        QueryTable {
+            slots: Vec::with_capacity(HTTP_CONNECTIONS_MAX),
+            free: Vec::with_capacity(HTTP_CONNECTIONS_MAX),
+        }
+    }
+
+    fn submit(
+        &mut self,
+        request: RequestId,
+        query: Query,
+        pool: &mut Pool,
+        now: Instant,
+    ) -> Result<(), Refusal> {
+        let slot = match self.free.pop() {
+            Some(slot) => slot as usize,
+            None if self.slots.len() < HTTP_CONNECTIONS_MAX => {
+                self.slots.push(None);
+                self.slots.len() - 1
+            }
+            None => return Err(OVERLOADED),
+        };
+        let mut db = Db {
+            pool,
+            tag: slot as u64,
+            now,
+        };
+        match query.submit(&mut db) {
+            Ok(()) => {
+                self.slots[slot] = Some(Waiting { request, query });
+                Ok(())
+            }
+            Err(refused) => {
+                self.free.push(slot as u32);
+                Err(refusal_for(refused))
+            }
+        }
+    }
+
+    fn on_reply(&mut self, tag: u64, reply: Reply<'_>, body: &mut Vec<u8>, host: &mut impl Host) {
+        let slot = tag as usize;
+        let Some(waiting) = self.slots.get_mut(slot).and_then(Option::take) else {
+            return;
+        };
+        self.free.push(slot as u32);
+        body.clear();
+        let rendered = match reply {
+            Reply::Rows(rows) => waiting.query.answer(rows, body),
+            Reply::Unavailable => Err(DATABASE_UNAVAILABLE),
+            Reply::Failed(error) => {
+                eprintln!(
+                    "database error for {:?}: {} ({} {})",
+                    waiting.query, error.message, error.severity, error.code
+                );
+                Err(DATABASE_ERROR)
+            }
+        };
+        host.answer(waiting.request, answer_of(rendered, body));
+    }
+}

@@ -1,0 +1,453 @@
+//! Order batching (design decisions 6 and 10): every order validated during
+//! one event-loop turn joins the open batch; at the end of the turn the batch
+//! goes to Postgres as ONE `place_orders` call — one round trip, one
+//! transaction, one commit (one WAL flush) for all of them. A batch of one
+//! goes as a plain `place_order`.
+//!
+//! The batches are a fixed set (`ORDER_BATCHES_MAX`), allocated at start, so
+//! the order path never allocates. A batch's tag names it while it is at the
+//! database; its answer is one row per order, each naming its position,
+//! rendered for the request that sent that order. Should a batch fail as a
+//! whole (a deadlock between two batches holding one idempotency key for
+//! different products, or anything unexpected), nothing of it was committed,
+//! and its orders go again one by one, each tagged with its position, so
+//! each gets its own answer.
+//!
+//! When every other batch is at the database, the open batch is kept open
+//! across turns and goes as soon as one comes back: under load, orders wait
+//! and travel together instead of queueing one transaction each. An order
+//! that finds the open batch full and no batch free is refused with 503.
+
+use std::time::Instant;
+
+use crate::api::orders::place::{self, OrderRequest, PLACED_NAMES, PLACED_TYPES, PLACE_ORDER};
+use crate::api::render::Malformed;
+use crate::api::statements::id_of;
+use crate::api::validate::ProductRef;
+use crate::api::{
+    answer_of, malformed, refusal_for, Host, Refusal, RequestId, DATABASE_ERROR,
+    DATABASE_UNAVAILABLE, OVERLOADED, SHUTTING_DOWN,
+};
+use crate::config::{ORDER_BATCHES_MAX, PG_ORDER_BATCH_MAX};
+use crate::pg::{columns, oid, Param, Pool, Reply, Rows, Statement, StatementId};
+
+/// `place_orders`: the order's position in the batch (1-based), then the
+/// columns of `place_order`.
+const BATCH_NAMES: [&str; 1 + PLACED_NAMES.len()] = columns::concat(&["idx"], &PLACED_NAMES);
+const BATCH_TYPES: [u32; 1 + PLACED_TYPES.len()] = columns::concat(&[oid::INT4], &PLACED_TYPES);
+
+pub const PLACE_ORDERS: Statement = Statement {
+    name: "place_orders",
+    sql: "SELECT * FROM place_orders($1, $2, $3, $4)",
+    param_types: &[
+        oid::INT4_ARRAY,
+        oid::UUID_ARRAY,
+        oid::TEXT_ARRAY,
+        oid::INT4_ARRAY,
+    ],
+    column_names: &BATCH_NAMES,
+    column_types: &BATCH_TYPES,
+};
+const PLACE_ORDERS_ID: StatementId = id_of(&PLACE_ORDERS);
+const PLACE_ORDER_ID: StatementId = id_of(&PLACE_ORDER);
+
+/// Tags with this bit set name an order batch; the bits below name the
+/// batch (bits 16..) and, for an order sent alone, its position plus one
+/// (bits 0..16; 0 is the whole batch).
+const BATCH_TAG_BIT: u64 = 1 << 63;
+const POSITION_BITS: u32 = 16;
+
+/// Whether a pool tag names an order batch.
+pub fn owns(tag: u64) -> bool {
+    tag & BATCH_TAG_BIT != 0
+}
+
+fn tag_of(batch: usize, position: Option<usize>) -> u64 {
+    let position = position.map_or(0, |p| p as u64 + 1);
+    BATCH_TAG_BIT | (batch as u64) << POSITION_BITS | position
+}
+
+/// The batch and the position (for an order sent alone) a tag names.
+fn untag(tag: u64) -> (usize, Option<usize>) {
+    let batch = ((tag & !BATCH_TAG_BIT) >> POSITION_BITS) as usize;
+    let position = (tag & ((1 << POSITION_BITS) - 1)) as usize;
+    (batch, position.checked_sub(1))
+}
+
+/// Typical customer id length: the text buffer is sized for a full batch of
+/// these, and grows (once, up to `CUSTOMER_ID_BYTES_MAX` an order) only for
+/// batches of unusually long ids.
+const CUSTOMER_ID_BYTES_TYPICAL: usize = 24;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Free,
+    /// Taking this turn's orders.
+    Open,
+    /// Filled up during the turn; goes at its end.
+    Full,
+    /// At the database: one `place_order` (`alone`) or one `place_orders`.
+    Sent {
+        alone: bool,
+    },
+    /// Failed as a whole; its orders go one by one at the end of the turn.
+    Failed,
+    /// Its orders went one by one; `outstanding` answers are still to come.
+    Retried {
+        outstanding: usize,
+    },
+}
+
+/// Orders going to the database together, in arrival order.
+struct Batch {
+    state: State,
+    /// The request waiting for each order; `None` once it is answered.
+    members: Vec<Option<RequestId>>,
+    product_ids: Vec<i32>,
+    keys: Vec<[u8; 16]>,
+    /// Customer ids back to back; `customer_ends[i]` is where the i-th ends.
+    customers: String,
+    customer_ends: Vec<usize>,
+    quantities: Vec<i32>,
+}
+
+impl Batch {
+    /// Sized for a full batch up front: a batch never grows while it fills.
+    fn new() -> Batch {
+        Batch {
+            state: State::Free,
+            members: Vec::with_capacity(PG_ORDER_BATCH_MAX),
+            product_ids: Vec::with_capacity(PG_ORDER_BATCH_MAX),
+            keys: Vec::with_capacity(PG_ORDER_BATCH_MAX),
+            customers: String::with_capacity(PG_ORDER_BATCH_MAX * CUSTOMER_ID_BYTES_TYPICAL),
+            customer_ends: Vec::with_capacity(PG_ORDER_BATCH_MAX),
+            quantities: Vec::with_capacity(PG_ORDER_BATCH_MAX),
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.members.len()
+    }
+
+    fn is_full(&self) -> bool {
+        self.len() >= PG_ORDER_BATCH_MAX
+    }
+
+    fn push(&mut self, request: RequestId, order: &OrderRequest<'_>) {
+        debug_assert!(!self.is_full());
+        let ProductRef::Id(product_id) = order.product_id else {
+            unreachable!("the router answers unknown products itself")
+        };
+        self.members.push(Some(request));
+        self.product_ids.push(product_id);
+        self.keys.push(order.idempotency_key);
+        self.customers.push_str(order.customer_id);
+        self.customer_ends.push(self.customers.len());
+        self.quantities.push(order.quantity);
+    }
+
+    fn customer(&self, i: usize) -> &str {
+        let start = if i == 0 { 0 } else { self.customer_ends[i - 1] };
+        &self.customers[start..self.customer_ends[i]]
+    }
+
+    fn clear(&mut self) {
+        self.state = State::Free;
+        self.members.clear();
+        self.product_ids.clear();
+        self.keys.clear();
+        self.customers.clear();
+        self.customer_ends.clear();
+        self.quantities.clear();
+    }
+
+    /// Sends the whole batch: alone as `place_order`, else as `place_orders`.
+    fn submit(&mut self, tag: u64, pool: &mut Pool, now: Instant) -> Result<(), Refusal> {
+        let alone = self.len() == 1;
+        let sent = if alone {
+            self.submit_one(0, tag, pool, now)
+        } else {
+            let params = [
+                Param::Int4Array(&self.product_ids),
+                Param::UuidArray(&self.keys),
+                Param::JoinedTextArray {
+                    joined: &self.customers,
+                    ends: &self.customer_ends,
+                },
+                Param::Int4Array(&self.quantities),
+            ];
+            pool.submit(tag, PLACE_ORDERS_ID, &params, now)
+        };
+        self.state = State::Sent { alone };
+        sent.map_err(refusal_for)
+    }
+
+    /// Sends order `i` alone, as `place_order`.
+    fn submit_one(
+        &self,
+        i: usize,
+        tag: u64,
+        pool: &mut Pool,
+        now: Instant,
+    ) -> Result<(), crate::pg::Refused> {
+        let params = [
+            Param::Int4(self.product_ids[i]),
+            Param::Uuid(&self.keys[i]),
+            Param::Text(self.customer(i)),
+            Param::Int4(self.quantities[i]),
+        ];
+        pool.submit(tag, PLACE_ORDER_ID, &params, now)
+    }
+
+    /// Answers order `i` (when it still waits for an answer).
+    fn answer(
+        &mut self,
+        i: usize,
+        rendered: Result<u16, Refusal>,
+        body: &[u8],
+        host: &mut impl Host,
+    ) {
+        if let Some(request) = self.members.get_mut(i).and_then(Option::take) {
+            host.answer(request, answer_of(rendered, body));
+        }
+    }
+
+    /// Answers every order still waiting with `refusal`.
+    fn refuse_rest(&mut self, refusal: Refusal, host: &mut impl Host) {
+        for i in 0..self.len() {
+            self.answer(i, Err(refusal), &[], host);
+        }
+    }
+
+    /// The answer to the whole batch: one row per order, each naming its
+    /// position.
+    fn answer_rows(&mut self, rows: Rows<'_>, body: &mut Vec<u8>, host: &mut impl Host) {
+        for row in rows.iter() {
+            let mut columns = row.columns();
+            let position = columns.next_as::<i32>();
+            let Some(i) = position.and_then(|p| usize::try_from(p).ok()?.checked_sub(1)) else {
+                continue;
+            };
+            body.clear();
+            let rendered = place::answer(&mut columns, body);
+            self.answer(i, rendered, body, host);
+        }
+        // Every order has its row; should one be missing, its client must
+        // still hear something.
+        if self.members.iter().any(Option::is_some) {
+            self.refuse_rest(malformed(Malformed), host);
+        }
+    }
+}
+
+/// The fixed set of order batches, and which one takes this turn's orders.
+pub struct Batcher {
+    batches: Vec<Batch>,
+    open: Option<usize>,
+}
+
+impl Default for Batcher {
+    fn default() -> Batcher {
+        Batcher::new()
+    }
+}
+
+impl Batcher {
+    pub fn new() -> Batcher {
+        Batcher {
+            batches: (0..ORDER_BATCHES_MAX).map(|_| Batch::new()).collect(),
+            open: None,
+        }
+    }
+
+    /// Adds a validated order of a known product, for `request`.
+    pub fn add(&mut self, request: RequestId, order: &OrderRequest<'_>) -> Result<(), Refusal> {
+        let index = match self.open {
+            Some(open) if !self.batches[open].is_full() => open,
+            _ => self.open_another()?,
+        };
+        self.batches[index].push(request, order);
+        Ok(())
+    }
+
+    /// The open batch is full (or there is none): a free batch opens.
+    fn open_another(&mut self) -> Result<usize, Refusal> {
+        if let Some(full) = self.open.take() {
+            self.batches[full].state = State::Full;
+        }
+        let free = self.batches.iter().position(|b| b.state == State::Free);
+        let index = free.ok_or(OVERLOADED)?;
+        self.batches[index].state = State::Open;
+        self.open = Some(index);
+        Ok(index)
+    }
+
+    /// End of the turn: failed batches go again order by order, full ones
+    /// go, and the open one goes unless it is the last batch not at the
+    /// database (then it keeps gathering orders until one comes back).
+    pub fn send(&mut self, pool: &mut Pool, host: &mut impl Host, now: Instant) {
+        for index in 0..self.batches.len() {
+            match self.batches[index].state {
+                State::Failed => self.retry_one_by_one(index, pool, host, now),
+                State::Full => self.submit(index, pool, host, now),
+                _ => {}
+            }
+        }
+        let Some(open) = self.open else {
+            return;
+        };
+        if self.batches.iter().any(|b| b.state == State::Free) {
+            self.open = None;
+            self.submit(open, pool, host, now);
+        }
+    }
+
+    fn submit(&mut self, index: usize, pool: &mut Pool, host: &mut impl Host, now: Instant) {
+        let batch = &mut self.batches[index];
+        if let Err(refusal) = batch.submit(tag_of(index, None), pool, now) {
+            batch.refuse_rest(refusal, host);
+            batch.clear();
+        }
+    }
+
+    /// Sends each order of a failed batch alone, if its client still waits.
+    fn retry_one_by_one(
+        &mut self,
+        index: usize,
+        pool: &mut Pool,
+        host: &mut impl Host,
+        now: Instant,
+    ) {
+        let batch = &mut self.batches[index];
+        let mut outstanding = 0;
+        for i in 0..batch.len() {
+            let Some(request) = batch.members[i] else {
+                continue;
+            };
+            if !host.is_waiting(request) {
+                batch.members[i] = None; // the client has gone
+                continue;
+            }
+            match batch.submit_one(i, tag_of(index, Some(i)), pool, now) {
+                Ok(()) => outstanding += 1,
+                Err(refused) => batch.answer(i, Err(refusal_for(refused)), &[], host),
+            }
+        }
+        batch.state = State::Retried { outstanding };
+        if outstanding == 0 {
+            batch.clear();
+        }
+    }
+
+    /// A reply for a batch, or for one order of a failed batch.
+    pub fn on_reply(
+        &mut self,
+        tag: u64,
+        reply: Reply<'_>,
+        body: &mut Vec<u8>,
+        host: &mut impl Host,
+    ) {
+        let (index, position) = untag(tag);
+        let Some(batch) = self.batches.get_mut(index) else {
+            return;
+        };
+        match (batch.state, position) {
+            (State::Sent { alone: true }, None) => {
+                body.clear();
+                let rendered = answer_one(reply, body);
+                batch.answer(0, rendered, body, host);
+                batch.clear();
+            }
+            (State::Sent { alone: false }, None) => match reply {
+                Reply::Rows(rows) => {
+                    batch.answer_rows(rows, body, host);
+                    batch.clear();
+                }
+                Reply::Failed(error) => {
+                    eprintln!(
+                        "order batch of {} failed ({} {}: {}); retrying its orders one by one",
+                        batch.len(),
+                        error.severity,
+                        error.code,
+                        error.message
+                    );
+                    batch.state = State::Failed;
+                }
+                Reply::Unavailable => {
+                    batch.refuse_rest(DATABASE_UNAVAILABLE, host);
+                    batch.clear();
+                }
+            },
+            (State::Retried { outstanding }, Some(i)) => {
+                body.clear();
+                let rendered = answer_one(reply, body);
+                batch.answer(i, rendered, body, host);
+                batch.state = State::Retried {
+                    outstanding: outstanding - 1,
+                };
+                if outstanding == 1 {
+                    batch.clear();
+                }
+            }
+            _ => debug_assert!(
+                false,
+                "a reply for batch {index} in state {:?}",
+                batch.state
+            ),
+        }
+    }
+
+    /// Answers every order that never reached the database.
+    pub fn refuse_unsent(&mut self, host: &mut impl Host) {
+        for batch in &mut self.batches {
+            if matches!(batch.state, State::Open | State::Full | State::Failed) {
+                batch.refuse_rest(SHUTTING_DOWN, host);
+                batch.clear();
+            }
+        }
+        self.open = None;
+    }
+}
+
+/// The answer to an order sent alone (`place_order`), rendered into `body`.
+fn answer_one(reply: Reply<'_>, body: &mut Vec<u8>) -> Result<u16, Refusal> {
+    match reply {
+        Reply::Rows(rows) => match rows.first() {
+            Some(row) => place::answer(&mut row.columns(), body),
+            None => Err(malformed(Malformed)),
+        },
+        Reply::Failed(error) => {
+            log_failed_order(&error);
+            Err(DATABASE_ERROR)
+        }
+        Reply::Unavailable => Err(DATABASE_UNAVAILABLE),
+    }
+}
+
+#[cold]
+fn log_failed_order(error: &crate::pg::DbError<'_>) {
+    eprintln!(
+        "database error placing an order: {} ({} {})",
+        error.message, error.severity, error.code
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tags_name_the_batch_and_the_position() {
+        for (batch, position) in [
+            (0, None),
+            (0, Some(0)),
+            (ORDER_BATCHES_MAX - 1, Some(PG_ORDER_BATCH_MAX - 1)),
+            (3, None),
+        ] {
+            let tag = tag_of(batch, position);
+            assert!(owns(tag));
+            assert_eq!(untag(tag), (batch, position));
+        }
+        assert!(!owns(0) && !owns(u64::from(u32::MAX)));
+    }
+}

@@ -1,0 +1,473 @@
+//! `POST /orders`: the body is validated here, the order joins the turn's
+//! batch (`batch.rs`), and the outcome of `place_order` (alone, or as one row
+//! of `place_orders`) becomes its answer: 201 created, 200 replayed (the
+//! original order, whatever this body said), 404, 409.
+//!
+//! Fields are judged in a fixed order (product_id, idempotency_key,
+//! customer_id, quantity) after the whole body has been parsed, so a body
+//! with several faults always gets the same message, and malformed JSON is
+//! reported before any field. Nothing here allocates: JSON strings are
+//! inspected in the request buffer, and only the customer id, which the
+//! order needs later, is decoded into the caller's scratch.
+
+use crate::api::orders::{self, OrderRow};
+use crate::api::render::Malformed;
+use crate::api::statements::id_of;
+use crate::api::validate::{
+    customer_id_value, product_ref, quantity_value, uuid_v4_value, Invalid, Member, ProductRef,
+    MSG_CUSTOMER_DUPLICATE, MSG_CUSTOMER_REQUIRED, MSG_KEY_DUPLICATE, MSG_KEY_REQUIRED,
+    MSG_PRODUCT_DUPLICATE, MSG_PRODUCT_REQUIRED, MSG_QUANTITY_DUPLICATE, MSG_QUANTITY_REQUIRED,
+};
+use crate::api::{malformed, refuse, Refusal, PRODUCT_NOT_FOUND};
+use crate::json;
+use crate::pg::{columns, oid, Columns, Statement, StatementId};
+
+/// A validated `POST /orders` body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderRequest<'s> {
+    pub product_id: ProductRef,
+    pub idempotency_key: [u8; 16],
+    /// Decoded, borrowed from the scratch passed to [`order_request`].
+    pub customer_id: &'s str,
+    pub quantity: i32,
+}
+
+/// Validates an order body. `scratch` is reused across requests and receives
+/// the decoded customer id.
+pub fn order_request<'s>(
+    body: &[u8],
+    scratch: &'s mut String,
+) -> Result<OrderRequest<'s>, Invalid> {
+    let mut product_id = Member::default();
+    let mut idempotency_key = Member::default();
+    let mut customer_id = Member::default();
+    let mut quantity = Member::default();
+    json::parse_object(body, |key, value| {
+        // Unknown members are ignored, as a client may send more than we need.
+        if key == "product_id" {
+            product_id.record(value);
+        } else if key == "idempotency_key" {
+            idempotency_key.record(value);
+        } else if key == "customer_id" {
+            customer_id.record(value);
+        } else if key == "quantity" {
+            quantity.record(value);
+        }
+        Ok(())
+    })
+    .map_err(|error| Invalid(error.message))?;
+
+    let product_id = product_ref(product_id.get(MSG_PRODUCT_REQUIRED, MSG_PRODUCT_DUPLICATE)?)?;
+    let idempotency_key = uuid_v4_value(idempotency_key.get(MSG_KEY_REQUIRED, MSG_KEY_DUPLICATE)?)?;
+    let customer_id =
+        customer_id_value(customer_id.get(MSG_CUSTOMER_REQUIRED, MSG_CUSTOMER_DUPLICATE)?)?;
+    let quantity = quantity_value(quantity.get(MSG_QUANTITY_REQUIRED, MSG_QUANTITY_DUPLICATE)?)?;
+    Ok(OrderRequest {
+        product_id,
+        idempotency_key,
+        customer_id: customer_id.decode_into(scratch),
+        quantity,
+    })
+}
+
+/// The order of a `POST /orders` body: validation comes first (422), then a
+/// product id no product can have (404, without the database).
+pub fn parse<'s>(body: &[u8], scratch: &'s mut String) -> Result<OrderRequest<'s>, Refusal> {
+    let order = order_request(body, scratch).map_err(Invalid::refusal)?;
+    match order.product_id {
+        ProductRef::Id(_) => Ok(order),
+        ProductRef::Unknown => Err(PRODUCT_NOT_FOUND),
+    }
+}
+
+/// `place_order`: an outcome code, then the order's columns (NULL unless
+/// the order was created or replayed).
+pub const PLACED_NAMES: [&str; 1 + OrderRow::COLUMN_NAMES.len()] =
+    columns::concat(&["outcome"], OrderRow::COLUMN_NAMES);
+pub const PLACED_TYPES: [u32; 1 + OrderRow::COLUMN_TYPES.len()] =
+    columns::concat(&[oid::INT4], OrderRow::COLUMN_TYPES);
+
+pub const PLACE_ORDER: Statement = Statement {
+    name: "place_order",
+    sql: "SELECT * FROM place_order($1, $2, $3, $4)",
+    param_types: &[oid::INT4, oid::UUID, oid::TEXT, oid::INT4],
+    column_names: &PLACED_NAMES,
+    column_types: &PLACED_TYPES,
+};
+const _: StatementId = id_of(&PLACE_ORDER);
+
+/// `place_order` outcomes (`sql/init.sql`).
+const CREATED: i32 = 0;
+const REPLAYED: i32 = 1;
+const NO_PRODUCT: i32 = 2;
+const INSUFFICIENT_STOCK: i32 = 3;
+
+const INSUFFICIENT_STOCK_ANSWER: Refusal = refuse(409, "insufficient stock");
+
+/// The answer to one order from its `place_order` columns (the outcome
+/// code, then the order), rendered into `body`.
+pub fn answer(columns: &mut Columns<'_>, body: &mut Vec<u8>) -> Result<u16, Refusal> {
+    let outcome = columns.next_as::<i32>();
+    match outcome.ok_or(Malformed).map_err(malformed)? {
+        code @ (CREATED | REPLAYED) => {
+            let order = OrderRow::from_columns(columns)
+                .ok_or(Malformed)
+                .map_err(malformed)?;
+            orders::render_order(body, &order);
+            Ok(if code == CREATED { 201 } else { 200 })
+        }
+        NO_PRODUCT => Err(PRODUCT_NOT_FOUND),
+        INSUFFICIENT_STOCK => Err(INSUFFICIENT_STOCK_ANSWER),
+        _ => Err(malformed(Malformed)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::validate::{
+        MSG_CUSTOMER_FORMAT, MSG_CUSTOMER_NUL, MSG_KEY_FORMAT, MSG_PRODUCT_TYPE, MSG_QUANTITY_RANGE,
+    };
+
+    const KEY: &str = "550e8400-e29b-41d4-a716-446655440000";
+    const KEY_BYTES: [u8; 16] = [
+        0x55, 0x0e, 0x84, 0x00, 0xe2, 0x9b, 0x41, 0xd4, 0xa7, 0x16, 0x44, 0x66, 0x55, 0x44, 0x00,
+        0x00,
+    ];
+
+    /// A body with the four fields as JSON literals; `None` leaves one out.
+    fn body(
+        product_id: Option<&str>,
+        key: Option<&str>,
+        customer: Option<&str>,
+        quantity: Option<&str>,
+    ) -> String {
+        let fields = [
+            ("product_id", product_id),
+            ("idempotency_key", key),
+            ("customer_id", customer),
+            ("quantity", quantity),
+        ];
+        let members: Vec<String> = fields
+            .iter()
+            .filter_map(|(name, literal)| literal.map(|l| format!("\"{name}\":{l}")))
+            .collect();
+        format!("{{{}}}", members.join(","))
+    }
+
+    /// The valid minimal body with one field replaced by `literal`.
+    fn with(field: &str, literal: Option<&str>) -> String {
+        let key = format!("\"{KEY}\"");
+        let pick = |name: &str, default: &str| -> Option<String> {
+            if name == field {
+                literal.map(str::to_string)
+            } else {
+                Some(default.to_string())
+            }
+        };
+        body(
+            pick("product_id", "1").as_deref(),
+            pick("idempotency_key", &key).as_deref(),
+            pick("customer_id", "\"customer_42\"").as_deref(),
+            pick("quantity", "2").as_deref(),
+        )
+    }
+
+    type Outcome = Result<(ProductRef, String, i32), &'static str>;
+
+    fn order(input: &[u8]) -> Outcome {
+        let mut scratch = String::new();
+        order_request(input, &mut scratch)
+            .map(|o| {
+                assert_eq!(o.idempotency_key, KEY_BYTES);
+                (o.product_id, o.customer_id.to_string(), o.quantity)
+            })
+            .map_err(|Invalid(message)| message)
+    }
+
+    fn ok(product_id: ProductRef, customer: &str, quantity: i32) -> Outcome {
+        Ok((product_id, customer.to_string(), quantity))
+    }
+
+    #[test]
+    fn bound_messages_read_as_before() {
+        assert_eq!(
+            MSG_CUSTOMER_FORMAT,
+            "customer_id must be a string of 1 to 50 characters"
+        );
+        assert_eq!(
+            MSG_QUANTITY_RANGE,
+            "quantity must be an integer from 1 to 5"
+        );
+    }
+
+    #[test]
+    fn valid_minimal_body() {
+        let input = br#"{"product_id":1,"idempotency_key":"550e8400-e29b-41d4-a716-446655440000","customer_id":"customer_42","quantity":2}"#;
+        let mut scratch = String::from("stale");
+        let request = order_request(input, &mut scratch).unwrap();
+        assert_eq!(
+            request,
+            OrderRequest {
+                product_id: ProductRef::Id(1),
+                idempotency_key: KEY_BYTES,
+                customer_id: "customer_42",
+                quantity: 2,
+            }
+        );
+    }
+
+    #[test]
+    fn order_field_rows() {
+        let e_accent_50 = format!("\"{}\"", "é".repeat(50));
+        let e_accent_51 = format!("\"{}\"", "é".repeat(51));
+        let ascii_50 = format!("\"{}\"", "c".repeat(50));
+        let ascii_51 = format!("\"{}\"", "c".repeat(51));
+        let emoji_50 = format!("\"{}\"", "\\ud83d\\ude00".repeat(50));
+        let emoji_51 = format!("\"{}\"", "😀".repeat(51));
+        let id = ProductRef::Id;
+        let table: Vec<(&str, Option<&str>, Outcome)> = vec![
+            // product_id
+            ("product_id", None, Err(MSG_PRODUCT_REQUIRED)),
+            ("product_id", Some("\"2\""), Err(MSG_PRODUCT_TYPE)),
+            ("product_id", Some("2.5"), Err(MSG_PRODUCT_TYPE)),
+            ("product_id", Some("2.0"), Err(MSG_PRODUCT_TYPE)),
+            ("product_id", Some("2e0"), Err(MSG_PRODUCT_TYPE)),
+            ("product_id", Some("true"), Err(MSG_PRODUCT_TYPE)),
+            ("product_id", Some("null"), Err(MSG_PRODUCT_TYPE)),
+            ("product_id", Some("[1]"), Err(MSG_PRODUCT_TYPE)),
+            ("product_id", Some("{}"), Err(MSG_PRODUCT_TYPE)),
+            ("product_id", Some("4"), ok(id(4), "customer_42", 2)),
+            (
+                "product_id",
+                Some("2147483647"),
+                ok(id(i32::MAX), "customer_42", 2),
+            ),
+            (
+                "product_id",
+                Some("2147483648"),
+                ok(ProductRef::Unknown, "customer_42", 2),
+            ),
+            (
+                "product_id",
+                Some("0"),
+                ok(ProductRef::Unknown, "customer_42", 2),
+            ),
+            (
+                "product_id",
+                Some("-0"),
+                ok(ProductRef::Unknown, "customer_42", 2),
+            ),
+            (
+                "product_id",
+                Some("-1"),
+                ok(ProductRef::Unknown, "customer_42", 2),
+            ),
+            (
+                "product_id",
+                Some("99999999999999999999999"),
+                ok(ProductRef::Unknown, "customer_42", 2),
+            ),
+            (
+                "product_id",
+                Some("-99999999999999999999999"),
+                ok(ProductRef::Unknown, "customer_42", 2),
+            ),
+            // idempotency_key
+            ("idempotency_key", None, Err(MSG_KEY_REQUIRED)),
+            ("idempotency_key", Some("1"), Err(MSG_KEY_FORMAT)),
+            ("idempotency_key", Some("null"), Err(MSG_KEY_FORMAT)),
+            ("idempotency_key", Some("\"\""), Err(MSG_KEY_FORMAT)),
+            (
+                "idempotency_key",
+                Some("\"550E8400-E29B-41D4-A716-446655440000\""),
+                ok(id(1), "customer_42", 2),
+            ),
+            // Escapes are judged decoded.
+            (
+                "idempotency_key",
+                Some("\"\\u0035\\u00350e8400-e29b-41d4-a716-446655440000\""),
+                ok(id(1), "customer_42", 2),
+            ),
+            (
+                "idempotency_key",
+                Some("\"550e8400-e29b-11d4-a716-446655440000\""),
+                Err(MSG_KEY_FORMAT),
+            ), // v1
+            (
+                "idempotency_key",
+                Some("\"550e8400-e29b-41d4-c716-446655440000\""),
+                Err(MSG_KEY_FORMAT),
+            ), // variant
+            (
+                "idempotency_key",
+                Some("\"550e8400e29b41d4a716446655440000\""),
+                Err(MSG_KEY_FORMAT),
+            ),
+            (
+                "idempotency_key",
+                Some("\"{550e8400-e29b-41d4-a716-446655440000}\""),
+                Err(MSG_KEY_FORMAT),
+            ),
+            (
+                "idempotency_key",
+                Some("\"550e8400-e29b-41d4-a716-44665544000\""),
+                Err(MSG_KEY_FORMAT),
+            ),
+            (
+                "idempotency_key",
+                Some("\"550e8400-e29b-41d4-a716-4466554400000\""),
+                Err(MSG_KEY_FORMAT),
+            ),
+            (
+                "idempotency_key",
+                Some("\"550e8400-e29b-41d4-a716-44665544000é\""),
+                Err(MSG_KEY_FORMAT),
+            ),
+            (
+                "idempotency_key",
+                Some("\" 550e8400-e29b-41d4-a716-446655440000\""),
+                Err(MSG_KEY_FORMAT),
+            ),
+            // customer_id
+            ("customer_id", None, Err(MSG_CUSTOMER_REQUIRED)),
+            ("customer_id", Some("42"), Err(MSG_CUSTOMER_FORMAT)),
+            ("customer_id", Some("null"), Err(MSG_CUSTOMER_FORMAT)),
+            ("customer_id", Some("[\"a\"]"), Err(MSG_CUSTOMER_FORMAT)),
+            ("customer_id", Some("\"\""), Err(MSG_CUSTOMER_FORMAT)),
+            (
+                "customer_id",
+                Some(&ascii_50),
+                ok(id(1), &"c".repeat(50), 2),
+            ),
+            ("customer_id", Some(&ascii_51), Err(MSG_CUSTOMER_FORMAT)),
+            (
+                "customer_id",
+                Some(&e_accent_50),
+                ok(id(1), &"é".repeat(50), 2),
+            ),
+            ("customer_id", Some(&e_accent_51), Err(MSG_CUSTOMER_FORMAT)),
+            (
+                "customer_id",
+                Some(&emoji_50),
+                ok(id(1), &"😀".repeat(50), 2),
+            ),
+            ("customer_id", Some(&emoji_51), Err(MSG_CUSTOMER_FORMAT)),
+            ("customer_id", Some("\"a\\u0000b\""), Err(MSG_CUSTOMER_NUL)),
+            (
+                "customer_id",
+                Some("\"a\\\"b\\\\c\\/d\\n\\u00e9\""),
+                ok(id(1), "a\"b\\c/d\né", 2),
+            ),
+            (
+                "customer_id",
+                Some("\"\\ud83d\""),
+                Err("invalid JSON: unpaired UTF-16 surrogate"),
+            ),
+            (
+                "customer_id",
+                Some("\"a\tb\""),
+                Err("invalid JSON: control character in string"),
+            ),
+            ("customer_id", Some("\" \""), ok(id(1), " ", 2)),
+            // quantity
+            ("quantity", None, Err(MSG_QUANTITY_REQUIRED)),
+            ("quantity", Some("0"), Err(MSG_QUANTITY_RANGE)),
+            ("quantity", Some("1"), ok(id(1), "customer_42", 1)),
+            ("quantity", Some("5"), ok(id(1), "customer_42", 5)),
+            ("quantity", Some("6"), Err(MSG_QUANTITY_RANGE)),
+            ("quantity", Some("-1"), Err(MSG_QUANTITY_RANGE)),
+            ("quantity", Some("1e0"), Err(MSG_QUANTITY_RANGE)),
+            ("quantity", Some("1.0"), Err(MSG_QUANTITY_RANGE)),
+            ("quantity", Some("\"1\""), Err(MSG_QUANTITY_RANGE)),
+            ("quantity", Some("true"), Err(MSG_QUANTITY_RANGE)),
+            ("quantity", Some("4294967297"), Err(MSG_QUANTITY_RANGE)),
+            (
+                "quantity",
+                Some("99999999999999999999999"),
+                Err(MSG_QUANTITY_RANGE),
+            ),
+        ];
+        for (field, literal, expected) in table {
+            let input = with(field, literal);
+            assert_eq!(order(input.as_bytes()), expected, "{input}");
+        }
+    }
+
+    #[test]
+    fn order_whole_body_rows() {
+        let table: &[(&[u8], Outcome)] = &[
+            (b"", Err("body must be a JSON object")),
+            (b"[]", Err("body must be a JSON object")),
+            (b"null", Err("body must be a JSON object")),
+            (b"\"x\"", Err("body must be a JSON object")),
+            (b"{}", Err(MSG_PRODUCT_REQUIRED)),
+            (b"{", Err("invalid JSON: unexpected end of input")),
+            (b"{\"product_id\":1,}", Err("invalid JSON: expected a string key")),
+            // Fixed order: the first failing field in spec order is named.
+            (br#"{"quantity":9,"customer_id":"","product_id":"x"}"#, Err(MSG_PRODUCT_TYPE)),
+            (br#"{"quantity":9,"product_id":1}"#, Err(MSG_KEY_REQUIRED)),
+            // Malformed JSON anywhere outranks field errors.
+            (br#"{"product_id":"x","quantity":01}"#, Err("invalid JSON: leading zero in number")),
+            // Extra members are ignored, whatever their type.
+            (
+                br#" {"note":[{"deep":null}],"product_id":3,"idempotency_key":"550e8400-e29b-41d4-a716-446655440000","customer_id":"c","quantity":5,"x":1.5} "#,
+                ok(ProductRef::Id(3), "c", 5),
+            ),
+            // Keys are compared decoded.
+            (
+                br#"{"product\u005fid":3,"idempotency_key":"550e8400-e29b-41d4-a716-446655440000","customer_id":"c","quantity":5}"#,
+                ok(ProductRef::Id(3), "c", 5),
+            ),
+            (
+                br#"{"product_id":1,"product_id":1,"idempotency_key":"550e8400-e29b-41d4-a716-446655440000","customer_id":"c","quantity":1}"#,
+                Err(MSG_PRODUCT_DUPLICATE),
+            ),
+            (
+                br#"{"product_id":1,"idempotency_key":"550e8400-e29b-41d4-a716-446655440000","customer_id":"c","quantity":1,"quantity":2}"#,
+                Err(MSG_QUANTITY_DUPLICATE),
+            ),
+            (
+                br#"{"product_id":1,"idempotency_key":"550e8400-e29b-41d4-a716-446655440000","customer_id":"c","customer\u005fid":"d","quantity":1}"#,
+                Err(MSG_CUSTOMER_DUPLICATE),
+            ),
+            (
+                b"{\"product_id\":1,\"idempotency_key\":\"550e8400-e29b-41d4-a716-446655440000\",\"customer_id\":\"c\xff\",\"quantity\":1}",
+                Err("body must be valid UTF-8"),
+            ),
+        ];
+        for (input, expected) in table {
+            assert_eq!(
+                &order(input),
+                expected,
+                "{}",
+                String::from_utf8_lossy(input)
+            );
+        }
+    }
+
+    #[test]
+    fn mutated_bodies_never_panic() {
+        let mut rng = fastrand::Rng::with_seed(3);
+        let mut scratch = String::new();
+        let mut input = Vec::new();
+        for _ in 0..20_000 {
+            input.clear();
+            input.extend_from_slice(crate::test_support::ORDER_BODY);
+            let edits = rng.usize(1..=3);
+            crate::test_support::damage(&mut rng, &mut input, edits);
+            if let Ok(order) = order_request(&input, &mut scratch) {
+                assert!((1..=5).contains(&order.quantity));
+                assert!(!order.customer_id.is_empty());
+            }
+        }
+    }
+
+    /// The sample body the mutation tests start from is a valid order.
+    #[test]
+    fn the_sample_order_body_is_valid() {
+        let mut scratch = String::new();
+        let order = order_request(crate::test_support::ORDER_BODY, &mut scratch).unwrap();
+        assert_eq!(order.customer_id, "cé😀");
+    }
+}

@@ -1,0 +1,165 @@
+//! The open client connections, by slot (a slot's index is its mio token
+//! minus a base), with the two lists a loop turn works through: connections
+//! with output to write, and connections whose answer arrived (their next
+//! pipelined request can be served).
+//!
+//! The answers that come later reach their connection through [`Answering`],
+//! the server's side of the application's `Host` interface. A request is
+//! named by its slot and the slot's generation, which moves on when the
+//! request is answered and when the connection closes, so an answer for a
+//! request that has gone is recognised and dropped.
+
+use std::ops::Range;
+use std::time::Instant;
+
+use crate::api::{Answer, Host, RequestId};
+use crate::server::client::Client;
+
+struct Slot {
+    client: Option<Client>,
+    generation: u32,
+    /// Already on the list of connections to write this turn.
+    queued_for_flush: bool,
+}
+
+#[derive(Default)]
+pub struct Clients {
+    slots: Vec<Slot>,
+    free: Vec<usize>,
+    to_flush: Vec<usize>,
+    to_resume: Vec<usize>,
+}
+
+impl Clients {
+    /// Open connections (and slots being filled).
+    pub fn live(&self) -> usize {
+        self.slots.len() - self.free.len()
+    }
+
+    /// Every slot index, open or not.
+    pub fn indexes(&self) -> Range<usize> {
+        0..self.slots.len()
+    }
+
+    pub fn get_mut(&mut self, index: usize) -> Option<&mut Client> {
+        self.slots.get_mut(index)?.client.as_mut()
+    }
+
+    /// Every open connection is idle: nothing waits, nothing is unsent.
+    pub fn all_idle(&self) -> bool {
+        self.slots
+            .iter()
+            .filter_map(|slot| slot.client.as_ref())
+            .all(Client::is_idle)
+    }
+
+    /// A slot for a new connection; `put` fills it, `remove` gives it back.
+    pub fn allocate(&mut self) -> usize {
+        match self.free.pop() {
+            Some(index) => index,
+            None => {
+                self.slots.push(Slot {
+                    client: None,
+                    generation: 0,
+                    queued_for_flush: false,
+                });
+                self.slots.len() - 1
+            }
+        }
+    }
+
+    pub fn put(&mut self, index: usize, client: Client) {
+        self.slots[index].client = Some(client);
+    }
+
+    /// Frees the slot; the connection, if any, is returned to be closed.
+    pub fn remove(&mut self, index: usize) -> Option<Client> {
+        let slot = &mut self.slots[index];
+        let client = slot.client.take();
+        slot.generation = slot.generation.wrapping_add(1);
+        slot.queued_for_flush = false;
+        self.free.push(index);
+        client
+    }
+
+    /// The id the connection's next (or current) request goes by.
+    pub fn request_id(&self, index: usize) -> RequestId {
+        let generation = self.slots.get(index).map_or(0, |slot| slot.generation);
+        RequestId((index as u64) << 32 | u64::from(generation))
+    }
+
+    /// The slot of the connection a request id names, if that request is
+    /// still the one it waits for.
+    fn waiting_slot(&self, request: RequestId) -> Option<usize> {
+        let index = (request.0 >> 32) as usize;
+        let slot = self.slots.get(index)?;
+        let current = slot.generation == request.0 as u32;
+        let waiting = slot.client.as_ref().is_some_and(Client::is_waiting);
+        (current && waiting).then_some(index)
+    }
+
+    pub fn queue_flush(&mut self, index: usize) {
+        if let Some(slot) = self.slots.get_mut(index) {
+            if slot.client.is_some() && !slot.queued_for_flush {
+                slot.queued_for_flush = true;
+                self.to_flush.push(index);
+            }
+        }
+    }
+
+    /// Whether a turn has work queued (the loop must not sleep).
+    pub fn has_work(&self) -> bool {
+        !self.to_flush.is_empty() || !self.to_resume.is_empty()
+    }
+
+    pub fn has_output_queued(&self) -> bool {
+        !self.to_flush.is_empty()
+    }
+
+    /// Swaps the list of connections to write into `into` (which must be
+    /// empty), so writing may queue more for the next pass.
+    pub fn take_to_flush(&mut self, into: &mut Vec<usize>) {
+        debug_assert!(into.is_empty());
+        std::mem::swap(&mut self.to_flush, into);
+        for &index in into.iter() {
+            self.slots[index].queued_for_flush = false;
+        }
+    }
+
+    /// Swaps the list of connections whose answer arrived into `into`.
+    pub fn take_to_resume(&mut self, into: &mut Vec<usize>) {
+        debug_assert!(into.is_empty());
+        std::mem::swap(&mut self.to_resume, into);
+    }
+
+    /// The application's way to answer, at `now`.
+    pub fn answering(&mut self, now: Instant) -> Answering<'_> {
+        Answering { clients: self, now }
+    }
+}
+
+/// Answers from the application, written into their connections.
+pub struct Answering<'a> {
+    clients: &'a mut Clients,
+    now: Instant,
+}
+
+impl Host for Answering<'_> {
+    fn answer(&mut self, request: RequestId, answer: Answer<'_>) {
+        let Some(index) = self.clients.waiting_slot(request) else {
+            return;
+        };
+        let slot = &mut self.clients.slots[index];
+        let Some(client) = slot.client.as_mut() else {
+            return;
+        };
+        client.answer(answer, self.now);
+        slot.generation = slot.generation.wrapping_add(1);
+        self.clients.to_resume.push(index);
+        self.clients.queue_flush(index);
+    }
+
+    fn is_waiting(&self, request: RequestId) -> bool {
+        self.clients.waiting_slot(request).is_some()
+    }
+}
