@@ -25,6 +25,20 @@ pub(crate) mod test_support {
     /// the parsers' mutation tests start.
     pub const ORDER_BODY: &[u8] = br#"{"product_id":1,"idempotency_key":"550e8400-e29b-41d4-a716-446655440000","customer_id":"c\u00e9\ud83d\ude00","quantity":2}"#;
 
+    /// Calls `check` with 20,000 copies of [`ORDER_BODY`], each damaged in
+    /// one to three places (a fixed seed, so a failure repeats).
+    pub fn for_each_damaged_order_body(mut check: impl FnMut(&[u8])) {
+        let mut rng = fastrand::Rng::with_seed(3);
+        let mut input = Vec::new();
+        for _ in 0..20_000 {
+            input.clear();
+            input.extend_from_slice(ORDER_BODY);
+            let edits = rng.usize(1..=3);
+            damage(&mut rng, &mut input, edits);
+            check(&input);
+        }
+    }
+
     /// Damages `input` in `edits` places: a byte replaced, removed or
     /// inserted at random (never leaving it empty by removal alone).
     pub fn damage(rng: &mut fastrand::Rng, input: &mut Vec<u8>, edits: usize) {

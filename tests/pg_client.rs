@@ -289,19 +289,13 @@ fn wrong_password_is_a_clear_error() {
     }
 }
 
-#[test]
-fn a_statement_that_does_not_match_the_schema_is_a_startup_error() {
-    static WRONG: &[Statement] = &[Statement {
-        name: "wrong",
-        sql: "SELECT 1::int4",
-        param_types: &[],
-        column_names: &[],
-        column_types: &[oid::INT8],
-    }];
+/// Starts a one-connection pool preparing `statements` and returns the
+/// error that stops it from becoming ready.
+fn startup_error(statements: &'static [Statement]) -> String {
     let cluster = PgCluster::start(Auth::Trust);
     let poll = Poll::new().unwrap();
     let connect = ConnectConfig::from_url(&cluster.url()).unwrap();
-    let mut pool = Pool::new(connect, WRONG, config(1), 0, Instant::now());
+    let mut pool = Pool::new(connect, statements, config(1), 0, Instant::now());
     pool.start(poll.registry(), Instant::now());
     let mut driver = Driver {
         poll,
@@ -311,7 +305,19 @@ fn a_statement_that_does_not_match_the_schema_is_a_startup_error() {
         replies: Vec::new(),
     };
     assert!(driver.run_until(Duration::from_secs(10), |d| d.pool.last_error().is_some()));
-    let error = driver.pool.last_error().unwrap();
+    driver.pool.last_error().unwrap().to_string()
+}
+
+#[test]
+fn a_statement_that_does_not_match_the_schema_is_a_startup_error() {
+    static WRONG: &[Statement] = &[Statement {
+        name: "wrong",
+        sql: "SELECT 1::int4",
+        param_types: &[],
+        column_names: &[],
+        column_types: &[oid::INT8],
+    }];
+    let error = startup_error(WRONG);
     assert!(error.contains("statement wrong does not match"), "{error}");
     assert!(
         error.contains("[23]") && error.contains("[20]"),
@@ -330,20 +336,7 @@ fn a_statement_whose_column_names_differ_is_a_startup_error() {
         column_names: &["unit_price", "total_price"],
         column_types: &[oid::INT4, oid::INT4],
     }];
-    let cluster = PgCluster::start(Auth::Trust);
-    let poll = Poll::new().unwrap();
-    let connect = ConnectConfig::from_url(&cluster.url()).unwrap();
-    let mut pool = Pool::new(connect, SWAPPED, config(1), 0, Instant::now());
-    pool.start(poll.registry(), Instant::now());
-    let mut driver = Driver {
-        poll,
-        events: Events::with_capacity(8),
-        pool,
-        size: 1,
-        replies: Vec::new(),
-    };
-    assert!(driver.run_until(Duration::from_secs(10), |d| d.pool.last_error().is_some()));
-    let error = driver.pool.last_error().unwrap();
+    let error = startup_error(SWAPPED);
     assert!(
         error.contains("statement swapped does not match"),
         "{error}"
