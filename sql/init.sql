@@ -137,14 +137,18 @@ BEGIN
 END
 $$;
 
--- Many orders in one call and one transaction (all orders one event-loop
--- turn received): one commit, one WAL flush, one round trip for all of
--- them. Each order gets exactly the single-order semantics above, and its
--- own outcome row, tagged with its 1-based position in the arrays. Orders
--- are taken in ascending product id so concurrent batches lock product rows
--- in one global order. (Two batches holding the same key for different
--- products can still deadlock; Postgres aborts one, and the API then
--- retries its orders one by one.)
+-- Many orders in one call and one transaction (the orders an API instance
+-- gathered while its previous batches were at the database): one commit,
+-- one WAL flush, one round trip for all of them, and a few statements for
+-- the whole batch instead of a function call per order. Each order gets
+-- exactly the answer place_order would give it called order by order in
+-- ascending product id (ties by position), with its own outcome row tagged
+-- with its 1-based position in the arrays: replays return the original
+-- order, each order is judged against the stock the orders before it left
+-- (one that does not fit does not stop a later, smaller one), and product
+-- rows are locked in ascending id, one global order, so batches never
+-- deadlock on products. tests/order_batches.rs holds it against the
+-- one-by-one reference.
 CREATE OR REPLACE FUNCTION place_orders(
     p_product_ids integer[], p_keys uuid[], p_customer_ids text[], p_quantities integer[])
 RETURNS TABLE (
@@ -154,16 +158,115 @@ RETURNS TABLE (
 LANGUAGE plpgsql AS $$
 #variable_conflict use_column
 DECLARE
+    n integer := cardinality(p_keys);
+    -- Per position: NULL undecided, else the outcome code of place_order.
+    v_outcome integer[];
+    v_product integer;
+    v_left integer;
+    r record;
     i integer;
 BEGIN
-    IF cardinality(p_keys) <> cardinality(p_product_ids)
-       OR cardinality(p_keys) <> cardinality(p_customer_ids)
-       OR cardinality(p_keys) <> cardinality(p_quantities) THEN
+    IF n <> cardinality(p_product_ids) OR n <> cardinality(p_customer_ids)
+       OR n <> cardinality(p_quantities) THEN
         RAISE EXCEPTION 'place_orders: arrays of different lengths';
     END IF;
-    FOR i IN SELECT s FROM generate_subscripts(p_keys, 1) s ORDER BY p_product_ids[s], s LOOP
-        RETURN QUERY SELECT i, o.* FROM place_order(
-            p_product_ids[i], p_keys[i], p_customer_ids[i], p_quantities[i]) o;
+    IF n = 0 THEN
+        RETURN;
+    END IF;
+
+    -- One key twice in a batch: each must see what the other did, so these
+    -- rare batches go order by order.
+    IF (SELECT count(DISTINCT k) FROM unnest(p_keys) k) <> n THEN
+        FOR i IN SELECT s FROM generate_subscripts(p_keys, 1) s ORDER BY p_product_ids[s], s LOOP
+            RETURN QUERY SELECT i, o.* FROM place_order(
+                p_product_ids[i], p_keys[i], p_customer_ids[i], p_quantities[i]) o;
+        END LOOP;
+        RETURN;
+    END IF;
+
+    -- Replays answer with their original order, whatever this body says,
+    -- without taking a lock.
+    SELECT array_agg(CASE WHEN o.id IS NOT NULL THEN 1 END ORDER BY k.i) INTO v_outcome
+        FROM unnest(p_keys) WITH ORDINALITY AS k(key, i)
+        LEFT JOIN orders o ON o.idempotency_key = k.key;
+
+    -- The other orders, product by product in ascending id (one global lock
+    -- order, so batches never deadlock on products), each judged against
+    -- the stock the orders before it left: greedy, as one by one would be.
+    FOR r IN
+        SELECT k.i, k.product_id, k.quantity, p.current_stock
+            FROM unnest(p_product_ids, p_quantities, v_outcome) WITH ORDINALITY
+                AS k(product_id, quantity, outcome, i)
+            JOIN products p ON p.id = k.product_id
+            WHERE k.outcome IS NULL
+            ORDER BY k.product_id, k.i
+            FOR UPDATE OF p
+    LOOP
+        IF r.product_id IS DISTINCT FROM v_product THEN
+            v_product := r.product_id;
+            v_left := r.current_stock;
+        END IF;
+        IF r.quantity <= v_left THEN
+            v_outcome[r.i] := 0;
+            v_left := v_left - r.quantity;
+        ELSE
+            v_outcome[r.i] := 3;
+        END IF;
     END LOOP;
+
+    -- Refused orders (no such product, or not enough stock): while we
+    -- waited for the locks a request with the same key may have committed;
+    -- then it is its replay.
+    FOR r IN
+        SELECT k.i FROM unnest(p_keys, v_outcome) WITH ORDINALITY AS k(key, outcome, i)
+            JOIN orders o ON o.idempotency_key = k.key
+            WHERE k.outcome IS DISTINCT FROM 0 AND k.outcome IS DISTINCT FROM 1
+    LOOP
+        v_outcome[r.i] := 1;
+    END LOOP;
+
+    -- Stock leaves and orders are written in one statement. Keys are
+    -- inserted in ascending order, so two batches waiting on each other's
+    -- keys wait in one order. A key a concurrent request committed
+    -- meanwhile fails the insert (unique violation): the whole batch rolls
+    -- back and the API sends its orders again one by one.
+    RETURN QUERY
+    WITH batch AS (
+        SELECT k.i::integer AS i, k.product_id, k.key, k.customer_id, k.quantity,
+               coalesce(k.outcome, 2) AS outcome
+            FROM unnest(p_product_ids, p_keys, p_customer_ids, p_quantities, v_outcome)
+                WITH ORDINALITY AS k(product_id, key, customer_id, quantity, outcome, i)
+    ),
+    taken AS (
+        UPDATE products p SET current_stock = p.current_stock - t.units
+            FROM (SELECT b.product_id, sum(b.quantity) AS units FROM batch b
+                  WHERE b.outcome = 0 GROUP BY b.product_id) t
+            WHERE p.id = t.product_id
+            RETURNING p.id, p.price
+    ),
+    created AS (
+        INSERT INTO orders AS o
+            (idempotency_key, product_id, customer_id, quantity, unit_price, total_price, status)
+        SELECT b.key, b.product_id, b.customer_id, b.quantity, t.price, t.price * b.quantity,
+               'CONFIRMED'
+            FROM batch b JOIN taken t ON t.id = b.product_id
+            WHERE b.outcome = 0
+            ORDER BY b.key
+        RETURNING o.id, o.idempotency_key, o.product_id, o.customer_id, o.quantity,
+            o.unit_price, o.total_price, o.status, o.created_at
+    )
+    SELECT b.i, b.outcome, c.id, c.idempotency_key, c.product_id, c.customer_id, c.quantity,
+           c.unit_price, c.total_price, c.status, c.created_at
+        FROM batch b JOIN created c ON c.idempotency_key = b.key
+    UNION ALL
+    SELECT b.i, b.outcome, o.id, o.idempotency_key, o.product_id, o.customer_id, o.quantity,
+           o.unit_price, o.total_price, o.status, o.created_at
+        FROM batch b JOIN orders o ON o.idempotency_key = b.key
+        WHERE b.outcome = 1
+    UNION ALL
+    SELECT b.i, b.outcome, NULL::uuid, NULL::uuid, NULL::integer, NULL::text, NULL::integer,
+           NULL::integer, NULL::integer, NULL::text, NULL::timestamptz
+        FROM batch b
+        WHERE b.outcome IN (2, 3);
 END
 $$;

@@ -94,11 +94,18 @@ pub const ANSWER_BODY_BYTES_INITIAL: usize = 16 * 1024;
 /// All orders of one loop turn go together up to this many; more start a new
 /// batch. Bounds the time a batch holds product row locks.
 pub const PG_ORDER_BATCH_MAX: usize = 64;
-/// Order batches per process: the one taking this turn's orders plus those
-/// at the database (or being retried order by order). All are allocated at
-/// start, so the order path never allocates. When every one is busy, new
-/// orders wait in the open batch until one comes back; when the open batch
-/// is full as well, an order is refused with 503.
+/// Order batches at the database at once: one per database connection, at
+/// most this many (`DB_POOL_SIZE` may be larger). Transactions pipelined on
+/// one connection commit one after another, each with its own WAL flush, so
+/// a second batch on a connection only waits where it could have grown:
+/// orders arriving meanwhile gather in the open batch and go together when
+/// a batch comes back (group commit in the application).
+pub const ORDER_BATCHES_IN_FLIGHT_MAX: usize = 8;
+/// Order batches per process: those at the database, full ones waiting for
+/// their turn, and the open one taking orders. All are allocated at start,
+/// so the order path never allocates. An order that finds every batch busy
+/// and the open one full is refused with 503 (`ORDER_BATCHES_MAX` ×
+/// `PG_ORDER_BATCH_MAX` orders are in the process by then).
 pub const ORDER_BATCHES_MAX: usize = 16;
 
 // ---- Postgres -------------------------------------------------------------
@@ -154,6 +161,7 @@ const _: () = {
     assert!(1 <= QUANTITY_MIN && QUANTITY_MIN <= QUANTITY_MAX && QUANTITY_MAX <= i32::MAX as i64);
     assert!(ORDERS_LISTED_MAX > 0);
     assert!(PG_ORDER_BATCH_MAX >= 1 && ORDER_BATCHES_MAX >= 2);
+    assert!(ORDER_BATCHES_IN_FLIGHT_MAX >= 1 && ORDER_BATCHES_IN_FLIGHT_MAX < ORDER_BATCHES_MAX);
     // Batch tags carry the position of an order in its batch in 16 bits.
     assert!(PG_ORDER_BATCH_MAX < 1 << 16 && ORDER_BATCHES_MAX < 1 << 16);
     assert!(PG_POOL_SIZE_DEFAULT >= 1 && PG_POOL_SIZE_DEFAULT <= PG_POOL_SIZE_MAX);

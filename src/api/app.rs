@@ -24,17 +24,13 @@ pub struct App {
     body: Vec<u8>,
 }
 
-impl Default for App {
-    fn default() -> App {
-        App::new()
-    }
-}
-
 impl App {
-    pub fn new() -> App {
+    /// `database_connections`: the pool's size; as many order batches may be
+    /// at the database at once.
+    pub fn new(database_connections: usize) -> App {
         App {
             queries: QueryTable::new(),
-            orders: Batcher::new(),
+            orders: Batcher::new(database_connections),
             text: String::with_capacity(CUSTOMER_ID_BYTES_MAX),
             body: Vec::with_capacity(ANSWER_BODY_BYTES_INITIAL),
         }

@@ -93,7 +93,7 @@ impl Server {
             poll,
             listener: Some(listener),
             pool,
-            app: App::new(),
+            app: App::new(settings.pool_size),
             clients: Clients::default(),
             read_chunk: vec![0; config::READ_CHUNK_BYTES],
             too_many_connections: too_many_connections_answer(),

@@ -1,8 +1,11 @@
-//! Order batching (design decisions 6 and 10): every order validated during
-//! one event-loop turn joins the open batch; at the end of the turn the batch
-//! goes to Postgres as ONE `place_orders` call — one round trip, one
-//! transaction, one commit (one WAL flush) for all of them. A batch of one
-//! goes as a plain `place_order`.
+//! Order batching (design decisions 6 and 10): every validated order joins
+//! the open batch; at the end of the loop turn the batch goes to Postgres as
+//! ONE `place_orders` call — one round trip, one transaction, one commit (one
+//! WAL flush) for all of them — if fewer batches than database connections
+//! are at the database. Otherwise it stays open and gathers the orders that
+//! arrive until one comes back: at light load an order goes at once, under
+//! load batches grow with it (group commit in the application). A batch of
+//! one goes as a plain `place_order`.
 //!
 //! The batches are a fixed set (`ORDER_BATCHES_MAX`), allocated at start, so
 //! the order path never allocates. A batch's tag names it while it is at the
@@ -13,10 +16,8 @@
 //! and its orders go again one by one, each tagged with its position, so
 //! each gets its own answer.
 //!
-//! When every other batch is at the database, the open batch is kept open
-//! across turns and goes as soon as one comes back: under load, orders wait
-//! and travel together instead of queueing one transaction each. An order
-//! that finds the open batch full and no batch free is refused with 503.
+//! An order that finds the open batch full and no batch free is refused
+//! with 503.
 
 use std::time::Instant;
 
@@ -28,7 +29,7 @@ use crate::api::{
     answer_of, malformed, refusal_for, Host, Refusal, RequestId, DATABASE_ERROR,
     DATABASE_UNAVAILABLE, OVERLOADED, SHUTTING_DOWN,
 };
-use crate::config::{ORDER_BATCHES_MAX, PG_ORDER_BATCH_MAX};
+use crate::config::{ORDER_BATCHES_IN_FLIGHT_MAX, ORDER_BATCHES_MAX, PG_ORDER_BATCH_MAX};
 use crate::pg::{columns, oid, Param, Pool, Reply, Rows, Statement, StatementId};
 
 /// `place_orders`: the order's position in the batch (1-based), then the
@@ -131,6 +132,10 @@ impl Batch {
 
     fn is_full(&self) -> bool {
         self.len() >= PG_ORDER_BATCH_MAX
+    }
+
+    fn is_at_database(&self) -> bool {
+        matches!(self.state, State::Sent { .. } | State::Retried { .. })
     }
 
     fn push(&mut self, request: RequestId, order: &OrderRequest<'_>) {
@@ -244,19 +249,18 @@ impl Batch {
 pub struct Batcher {
     batches: Vec<Batch>,
     open: Option<usize>,
-}
-
-impl Default for Batcher {
-    fn default() -> Batcher {
-        Batcher::new()
-    }
+    /// Batches that may be at the database at once (one per database
+    /// connection): the next one waits, gathering orders, until one is back.
+    in_flight_max: usize,
 }
 
 impl Batcher {
-    pub fn new() -> Batcher {
+    /// `connections`: the database connections the batches may use.
+    pub fn new(connections: usize) -> Batcher {
         Batcher {
             batches: (0..ORDER_BATCHES_MAX).map(|_| Batch::new()).collect(),
             open: None,
+            in_flight_max: connections.clamp(1, ORDER_BATCHES_IN_FLIGHT_MAX),
         }
     }
 
@@ -282,21 +286,28 @@ impl Batcher {
         Ok(index)
     }
 
-    /// End of the turn: failed batches go again order by order, full ones
-    /// go, and the open one goes unless it is the last batch not at the
-    /// database (then it keeps gathering orders until one comes back).
+    /// End of the turn: failed batches go again order by order; then, while
+    /// fewer than `in_flight_max` batches are at the database, full batches
+    /// go, then the open one. What cannot go keeps gathering orders (group
+    /// commit): at light load an order goes at once, under load the orders
+    /// that arrive while the database works travel together.
     pub fn send(&mut self, pool: &mut Pool, host: &mut impl Host, now: Instant) {
         for index in 0..self.batches.len() {
-            match self.batches[index].state {
-                State::Failed => self.retry_one_by_one(index, pool, host, now),
-                State::Full => self.submit(index, pool, host, now),
-                _ => {}
+            if self.batches[index].state == State::Failed {
+                self.retry_one_by_one(index, pool, host, now);
             }
         }
-        let Some(open) = self.open else {
-            return;
-        };
-        if self.batches.iter().any(|b| b.state == State::Free) {
+        let mut in_flight = self.batches.iter().filter(|b| b.is_at_database()).count();
+        for index in 0..self.batches.len() {
+            if in_flight >= self.in_flight_max {
+                return;
+            }
+            if self.batches[index].state == State::Full {
+                self.submit(index, pool, host, now);
+                in_flight += 1;
+            }
+        }
+        if let Some(open) = self.open.filter(|_| in_flight < self.in_flight_max) {
             self.open = None;
             self.submit(open, pool, host, now);
         }

@@ -1,0 +1,305 @@
+//! `place_orders` (one set-based call for a whole batch of orders) must give
+//! each order exactly the answer it would get alone: the outcome of
+//! `place_order` called order by order in (product id, position) order, the
+//! way batches were processed before. These tests hold the batch function
+//! against that reference, in SQL on a throw-away cluster: named cases from
+//! the issue, then a few hundred random batches (replays, fresh keys, one key
+//! twice, unknown products, stock that runs out mid-batch), each run by both
+//! and rolled back, comparing every answer and the stock left. Last, the
+//! real binary: a batch that meets a key another transaction holds fails as
+//! a whole and its orders are answered one by one.
+
+mod support;
+
+use std::time::Duration;
+
+use support::cluster::{Auth, PgCluster};
+use support::server::http::{request_bytes, Conn};
+use support::server::{apply_schema, new_uuid_v4, ServerProcess};
+
+/// The reference: the batch processed order by order with the single-order
+/// function, in ascending product id (ties by position).
+const ONE_BY_ONE: &str = r#"
+CREATE FUNCTION place_orders_one_by_one(
+    p_product_ids integer[], p_keys uuid[], p_customer_ids text[], p_quantities integer[])
+RETURNS TABLE (
+    idx integer, outcome integer, id uuid, idempotency_key uuid, product_id integer,
+    customer_id text, quantity integer, unit_price integer, total_price integer,
+    status text, created_at timestamptz)
+LANGUAGE plpgsql AS $$
+DECLARE
+    i integer;
+BEGIN
+    FOR i IN SELECT s FROM generate_subscripts(p_keys, 1) s ORDER BY p_product_ids[s], s LOOP
+        RETURN QUERY SELECT i, o.* FROM place_order(
+            p_product_ids[i], p_keys[i], p_customer_ids[i], p_quantities[i]) o;
+    END LOOP;
+END
+$$;
+
+-- One batch run by `fn` on the stock given, then rolled back: the answers
+-- (everything but the generated id and timestamp of a new order) and the
+-- stock left, as text.
+CREATE FUNCTION run_rolled_back(fn text, stock integer[], p_product_ids integer[],
+    p_keys uuid[], p_customer_ids text[], p_quantities integer[])
+RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+    answers text;
+    stock_left text;
+BEGIN
+    BEGIN
+        UPDATE products SET current_stock = stock[products.id] WHERE products.id <= 5;
+        EXECUTE format(
+            'SELECT string_agg(concat_ws(%L, idx, outcome, idempotency_key, product_id,
+                 customer_id, quantity, unit_price, total_price, status), %L ORDER BY idx)
+             FROM %I($1, $2, $3, $4)', ':', ' ', fn)
+            INTO answers USING p_product_ids, p_keys, p_customer_ids, p_quantities;
+        SELECT string_agg(products.id || '=' || current_stock, ',' ORDER BY products.id)
+            INTO stock_left FROM products;
+        RAISE EXCEPTION USING ERRCODE = 'FSRB1';
+    EXCEPTION WHEN SQLSTATE 'FSRB1' THEN
+        NULL;
+    END;
+    RETURN coalesce(answers, '') || ' | stock ' || stock_left;
+END
+$$;
+"#;
+
+fn cluster() -> PgCluster {
+    let cluster = PgCluster::start(Auth::Trust);
+    apply_schema(&cluster);
+    cluster.psql(ONE_BY_ONE);
+    // Orders that exist before the batches run: their keys come back as replays.
+    cluster.psql(
+        "INSERT INTO orders (idempotency_key, product_id, customer_id, quantity, unit_price, \
+         total_price, status) SELECT ('00000000-0000-4000-8000-' || lpad(k::text, 12, '0'))::uuid, \
+         1 + k % 5, 'earlier', 1 + k % 3, 100, 100 * (1 + k % 3), 'CONFIRMED' \
+         FROM generate_series(1, 10) k",
+    );
+    cluster
+}
+
+fn key(n: u32) -> String {
+    format!("00000000-0000-4000-8000-{n:012}")
+}
+
+/// Both functions on one batch: (batch answer, reference answer).
+fn both(
+    cluster: &PgCluster,
+    stock: [i32; 5],
+    orders: &[(i32, String, &str, i32)],
+) -> (String, String) {
+    let array = |items: Vec<String>, cast: &str| format!("ARRAY[{}]::{cast}", items.join(","));
+    let args = [
+        format!("ARRAY{stock:?}"),
+        array(
+            orders.iter().map(|o| o.0.to_string()).collect(),
+            "integer[]",
+        ),
+        array(
+            orders.iter().map(|o| format!("'{}'", o.1)).collect(),
+            "uuid[]",
+        ),
+        array(
+            orders.iter().map(|o| format!("'{}'", o.2)).collect(),
+            "text[]",
+        ),
+        array(
+            orders.iter().map(|o| o.3.to_string()).collect(),
+            "integer[]",
+        ),
+    ]
+    .join(", ");
+    let output = cluster.psql(&format!(
+        "SELECT run_rolled_back('place_orders', {args});\n\
+         SELECT run_rolled_back('place_orders_one_by_one', {args});"
+    ));
+    let (batch, reference) = output.split_once('\n').expect("two answers");
+    (batch.to_string(), reference.to_string())
+}
+
+/// The outcome code of each answer, in position order.
+fn outcomes(answers: &str) -> Vec<&str> {
+    let (rows, _stock) = answers.split_once(" | ").expect("answers, then the stock");
+    rows.split(' ')
+        .map(|row| row.split(':').nth(1).unwrap())
+        .collect()
+}
+
+#[test]
+fn a_mixed_batch_answers_each_order_as_alone() {
+    let cluster = cluster();
+    // A replay, a new order, one that no longer fits, a smaller one after it
+    // that still does, an unknown product, and a sold-out product.
+    let orders = [
+        (1, key(5), "replayer", 4),
+        (2, key(101), "new", 2),
+        (4, key(102), "first", 4),
+        (4, key(103), "too_big", 5),
+        (4, key(104), "still_fits", 2),
+        (99, key(105), "unknown", 1),
+        (3, key(106), "sold_out", 1),
+    ];
+    let (batch, reference) = both(&cluster, [10, 10, 0, 6, 10], &orders);
+    assert_eq!(batch, reference);
+    // Replayed, created, created, insufficient stock, created, no product,
+    // insufficient stock.
+    assert_eq!(
+        outcomes(&batch),
+        ["1", "0", "0", "3", "0", "2", "3"],
+        "{batch}"
+    );
+    assert!(
+        batch.starts_with("1:1:") && batch.contains(":earlier:"),
+        "a replay answers with the original order: {batch}"
+    );
+    assert!(batch.ends_with("stock 1=10,2=8,3=0,4=0,5=10"), "{batch}");
+}
+
+#[test]
+fn one_key_twice_in_a_batch_makes_one_order() {
+    let cluster = cluster();
+    for (first, second) in [(3, 3), (3, 2), (2, 3)] {
+        let orders = [(first, key(200), "a", 1), (second, key(200), "b", 2)];
+        let (batch, reference) = both(&cluster, [10, 10, 10, 10, 10], &orders);
+        assert_eq!(batch, reference, "products {first} and {second}");
+        let mut answered = outcomes(&batch);
+        answered.sort();
+        assert_eq!(answered, ["0", "1"], "one created, one replayed: {batch}");
+    }
+}
+
+#[test]
+fn random_batches_match_order_by_order() {
+    let cluster = cluster();
+    let mut rng = fastrand::Rng::with_seed(20261201);
+    const BATCHES: usize = 300;
+    let mut fresh = 1_000;
+    let mut mismatches = Vec::new();
+    for batch_number in 0..BATCHES {
+        let stock: [i32; 5] =
+            std::array::from_fn(|_| if rng.u8(..4) == 0 { 0 } else { rng.i32(0..=12) });
+        let orders: Vec<(i32, String, &str, i32)> = (0..rng.usize(1..=16))
+            .map(|_| {
+                let product = if rng.u8(..10) == 0 { 6 } else { rng.i32(1..=5) };
+                // Keys 1..=10 exist already; 11..=14 are shared by the
+                // batch's orders (one key twice); the rest are fresh.
+                let key_number = match rng.u8(..10) {
+                    0 | 1 => rng.u32(1..=10),
+                    2 => rng.u32(11..=14),
+                    _ => {
+                        fresh += 1;
+                        fresh
+                    }
+                };
+                let customer = ["ann", "bob", "cid"][rng.usize(..3)];
+                (product, key(key_number), customer, rng.i32(1..=5))
+            })
+            .collect();
+        let (batch, reference) = both(&cluster, stock, &orders);
+        if batch != reference {
+            mismatches.push(format!(
+                "batch {batch_number}, stock {stock:?}, orders {orders:?}:\n  batch     {batch}\n  reference {reference}"
+            ));
+        }
+    }
+    assert!(
+        mismatches.is_empty(),
+        "{} of {BATCHES} batches differ:\n{}",
+        mismatches.len(),
+        mismatches.join("\n")
+    );
+}
+
+/// A key that another transaction inserts and commits while a batch
+/// carrying it waits on it: the batch's insert fails (unique violation),
+/// nothing of the batch is committed, and the API sends its orders again one
+/// by one: the key's order is answered as a replay of the other
+/// transaction's order, the others are created, and the stock is right.
+#[test]
+fn a_batch_meeting_a_key_committed_meanwhile_is_answered_order_by_order() {
+    let cluster = PgCluster::start(Auth::Trust);
+    apply_schema(&cluster);
+    cluster.psql(
+        "INSERT INTO products VALUES (300, 'bulk', 100, 1000, 1000), (301, 'other', 100, 1000, 1000)",
+    );
+    let server = ServerProcess::start(&cluster.url(), &[("DB_POOL_SIZE", "1")]);
+    const ORDERS: usize = 12;
+    for attempt in 1..=5 {
+        let held = new_uuid_v4();
+        let body = |key: &str| {
+            format!(
+                r#"{{"product_id":300,"idempotency_key":"{key}","customer_id":"c","quantity":1}}"#
+            )
+        };
+        let mut conns: Vec<Conn> = (0..ORDERS).map(|_| server.conn()).collect();
+        let statuses = std::thread::scope(|scope| {
+            // Another transaction takes the key (for another product, so
+            // the batch is not held up by a row lock before its insert) and
+            // commits a moment after the batch has begun to wait on it.
+            let other = scope.spawn(|| {
+                cluster.psql(&format!(
+                    "BEGIN; INSERT INTO orders (idempotency_key, product_id, customer_id, quantity, \
+                     unit_price, total_price, status) VALUES ('{held}', 301, 'other', 2, 100, 200, \
+                     'CONFIRMED'); UPDATE products SET current_stock = current_stock - 2 WHERE id = 301; \
+                     SELECT pg_sleep(1); COMMIT;"
+                ))
+            });
+            std::thread::sleep(Duration::from_millis(300));
+            // Every order is on the wire before any answer is read: they
+            // travel in few batches (one at the database at a time, on one
+            // connection), and the held key is not alone in its batch.
+            for (i, conn) in conns.iter_mut().enumerate() {
+                let key = if i == ORDERS / 2 {
+                    held.clone()
+                } else {
+                    new_uuid_v4()
+                };
+                conn.send(&request_bytes(
+                    "POST",
+                    "/orders",
+                    Some(body(&key).as_bytes()),
+                ));
+            }
+            let statuses: Vec<(u16, String)> = conns
+                .iter_mut()
+                .map(|conn| {
+                    let response = conn.read_response();
+                    let customer = response
+                        .json_any_status()
+                        .get("customer_id")
+                        .as_str()
+                        .to_string();
+                    (response.status, customer)
+                })
+                .collect();
+            other.join().unwrap();
+            statuses
+        });
+        // The held key answers with the other transaction's order.
+        assert_eq!(
+            statuses[ORDERS / 2],
+            (200, "other".to_string()),
+            "{statuses:?}"
+        );
+        for (i, answer) in statuses.iter().enumerate() {
+            if i != ORDERS / 2 {
+                assert_eq!(answer.0, 201, "{statuses:?}");
+            }
+        }
+        let off = cluster.psql(
+            "SELECT count(*) FROM products p WHERE p.id IN (300, 301) AND p.initial_stock <> \
+             p.current_stock + (SELECT coalesce(sum(quantity), 0) FROM orders o \
+                                WHERE o.product_id = p.id AND o.status = 'CONFIRMED')",
+        );
+        assert_eq!(off, "0", "the stock equation holds");
+        if server.stderr().contains("retrying its orders one by one") {
+            return;
+        }
+        eprintln!("attempt {attempt}: the orders did not travel as one batch; again");
+    }
+    panic!(
+        "in 5 attempts no batch met the held key:\n{}",
+        server.stderr()
+    );
+}
