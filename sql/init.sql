@@ -161,6 +161,10 @@ DECLARE
     n integer := cardinality(p_keys);
     -- Per position: NULL undecided, else the outcome code of place_order.
     v_outcome integer[];
+    v_set_based boolean;
+    -- Orders with an outcome so far.
+    v_decided integer;
+    v_refused boolean := false;
     v_product integer;
     v_left integer;
     r record;
@@ -170,13 +174,16 @@ BEGIN
        OR n <> cardinality(p_quantities) THEN
         RAISE EXCEPTION 'place_orders: arrays of different lengths';
     END IF;
-    IF n = 0 THEN
-        RETURN;
-    END IF;
-
-    -- One key twice in a batch: each must see what the other did, so these
-    -- rare batches go order by order.
-    IF (SELECT count(DISTINCT k) FROM unnest(p_keys) k) <> n THEN
+    -- Replays answer with their original order, whatever this body says,
+    -- without taking a lock. One key twice in a batch: each must see what
+    -- the other did, so these rare batches (and a batch of one) go order by
+    -- order.
+    SELECT array_agg(CASE WHEN o.id IS NOT NULL THEN 1 END ORDER BY k.i),
+           count(DISTINCT k.key) = n AND n > 1, count(o.id)
+        INTO v_outcome, v_set_based, v_decided
+        FROM unnest(p_keys) WITH ORDINALITY AS k(key, i)
+        LEFT JOIN orders o ON o.idempotency_key = k.key;
+    IF NOT v_set_based THEN
         FOR i IN SELECT s FROM generate_subscripts(p_keys, 1) s ORDER BY p_product_ids[s], s LOOP
             RETURN QUERY SELECT i, o.* FROM place_order(
                 p_product_ids[i], p_keys[i], p_customer_ids[i], p_quantities[i]) o;
@@ -184,20 +191,17 @@ BEGIN
         RETURN;
     END IF;
 
-    -- Replays answer with their original order, whatever this body says,
-    -- without taking a lock.
-    SELECT array_agg(CASE WHEN o.id IS NOT NULL THEN 1 END ORDER BY k.i) INTO v_outcome
-        FROM unnest(p_keys) WITH ORDINALITY AS k(key, i)
-        LEFT JOIN orders o ON o.idempotency_key = k.key;
-
     -- The other orders, product by product in ascending id (one global lock
     -- order, so batches never deadlock on products), each judged against
     -- the stock the orders before it left: greedy, as one by one would be.
+    -- A product without stock is not locked (nor is an unknown one): a
+    -- batch of sold-out orders writes nothing, so its commit waits for no
+    -- WAL flush.
     FOR r IN
         SELECT k.i, k.product_id, k.quantity, p.current_stock
             FROM unnest(p_product_ids, p_quantities, v_outcome) WITH ORDINALITY
                 AS k(product_id, quantity, outcome, i)
-            JOIN products p ON p.id = k.product_id
+            JOIN products p ON p.id = k.product_id AND p.current_stock > 0
             WHERE k.outcome IS NULL
             ORDER BY k.product_id, k.i
             FOR UPDATE OF p
@@ -211,19 +215,30 @@ BEGIN
             v_left := v_left - r.quantity;
         ELSE
             v_outcome[r.i] := 3;
+            v_refused := true;
         END IF;
+        v_decided := v_decided + 1;
     END LOOP;
 
-    -- Refused orders (no such product, or not enough stock): while we
-    -- waited for the locks a request with the same key may have committed;
-    -- then it is its replay.
-    FOR r IN
-        SELECT k.i FROM unnest(p_keys, v_outcome) WITH ORDINALITY AS k(key, outcome, i)
-            JOIN orders o ON o.idempotency_key = k.key
-            WHERE k.outcome IS DISTINCT FROM 0 AND k.outcome IS DISTINCT FROM 1
-    LOOP
-        v_outcome[r.i] := 1;
-    END LOOP;
+    -- The orders refused above, and those of products without stock or
+    -- unknown (not decided above): while we waited for the locks a request
+    -- with the same key may have committed, and then this is its replay.
+    IF v_refused OR v_decided < n THEN
+        FOR r IN
+            SELECT k.i, CASE
+                    WHEN o.id IS NOT NULL THEN 1
+                    WHEN k.outcome = 3 OR EXISTS (SELECT FROM products p WHERE p.id = k.product_id)
+                        THEN 3
+                    ELSE 2
+                END AS outcome
+                FROM unnest(p_keys, p_product_ids, v_outcome) WITH ORDINALITY
+                    AS k(key, product_id, outcome, i)
+                LEFT JOIN orders o ON o.idempotency_key = k.key
+                WHERE k.outcome IS NULL OR k.outcome = 3
+        LOOP
+            v_outcome[r.i] := r.outcome;
+        END LOOP;
+    END IF;
 
     -- Stock leaves and orders are written in one statement. Keys are
     -- inserted in ascending order, so two batches waiting on each other's
@@ -232,8 +247,7 @@ BEGIN
     -- back and the API sends its orders again one by one.
     RETURN QUERY
     WITH batch AS (
-        SELECT k.i::integer AS i, k.product_id, k.key, k.customer_id, k.quantity,
-               coalesce(k.outcome, 2) AS outcome
+        SELECT k.i::integer AS i, k.product_id, k.key, k.customer_id, k.quantity, k.outcome
             FROM unnest(p_product_ids, p_keys, p_customer_ids, p_quantities, v_outcome)
                 WITH ORDINALITY AS k(product_id, key, customer_id, quantity, outcome, i)
     ),

@@ -94,12 +94,14 @@ pub const ANSWER_BODY_BYTES_INITIAL: usize = 16 * 1024;
 /// All orders of one loop turn go together up to this many; more start a new
 /// batch. Bounds the time a batch holds product row locks.
 pub const PG_ORDER_BATCH_MAX: usize = 64;
-/// Order batches at the database at once: one per database connection, at
-/// most this many (`DB_POOL_SIZE` may be larger). Transactions pipelined on
-/// one connection commit one after another, each with its own WAL flush, so
-/// a second batch on a connection only waits where it could have grown:
-/// orders arriving meanwhile gather in the open batch and go together when
-/// a batch comes back (group commit in the application).
+/// Order batches at the database at once, per process (overridable by
+/// `ORDER_BATCHES_IN_FLIGHT`, at most the pool size and this maximum). The
+/// orders arriving while they are there gather in the open batch and go
+/// together when one comes back (group commit in the application). Fewer
+/// batches in flight make bigger batches, and a big batch costs the
+/// database far less per order than a small one; see perf/RESULTS.md for
+/// the measurement behind the default.
+pub const ORDER_BATCHES_IN_FLIGHT_DEFAULT: usize = 1;
 pub const ORDER_BATCHES_IN_FLIGHT_MAX: usize = 8;
 /// Order batches per process: those at the database, full ones waiting for
 /// their turn, and the open one taking orders. All are allocated at start,
@@ -162,6 +164,10 @@ const _: () = {
     assert!(ORDERS_LISTED_MAX > 0);
     assert!(PG_ORDER_BATCH_MAX >= 1 && ORDER_BATCHES_MAX >= 2);
     assert!(ORDER_BATCHES_IN_FLIGHT_MAX >= 1 && ORDER_BATCHES_IN_FLIGHT_MAX < ORDER_BATCHES_MAX);
+    assert!(
+        ORDER_BATCHES_IN_FLIGHT_DEFAULT >= 1
+            && ORDER_BATCHES_IN_FLIGHT_DEFAULT <= ORDER_BATCHES_IN_FLIGHT_MAX
+    );
     // Batch tags carry the position of an order in its batch in 16 bits.
     assert!(PG_ORDER_BATCH_MAX < 1 << 16 && ORDER_BATCHES_MAX < 1 << 16);
     assert!(PG_POOL_SIZE_DEFAULT >= 1 && PG_POOL_SIZE_DEFAULT <= PG_POOL_SIZE_MAX);
@@ -176,12 +182,14 @@ const _: () = {
 
 // ---- Runtime settings -------------------------------------------------------
 
-/// What the environment configures: `PORT`, `DATABASE_URL`, `DB_POOL_SIZE`.
+/// What the environment configures: `PORT`, `DATABASE_URL`, `DB_POOL_SIZE`,
+/// `ORDER_BATCHES_IN_FLIGHT`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
     pub port: u16,
     pub database_url: String,
     pub pool_size: usize,
+    pub order_batches_in_flight: usize,
 }
 
 pub const PORT_DEFAULT: u16 = 8080;
@@ -211,11 +219,22 @@ impl Settings {
                     "DB_POOL_SIZE={text:?} must be 1..={PG_POOL_SIZE_MAX}"
                 ))?,
         };
+        let order_batches_in_flight = match get("ORDER_BATCHES_IN_FLIGHT") {
+            None => ORDER_BATCHES_IN_FLIGHT_DEFAULT,
+            Some(text) => text
+                .parse()
+                .ok()
+                .filter(|n| (1..=ORDER_BATCHES_IN_FLIGHT_MAX).contains(n))
+                .ok_or(format!(
+                    "ORDER_BATCHES_IN_FLIGHT={text:?} must be 1..={ORDER_BATCHES_IN_FLIGHT_MAX}"
+                ))?,
+        };
         let database_url = get("DATABASE_URL").unwrap_or_else(|| DATABASE_URL_DEFAULT.to_string());
         Ok(Settings {
             port,
             database_url,
             pool_size,
+            order_batches_in_flight,
         })
     }
 }
@@ -250,7 +269,8 @@ mod tests {
             Settings {
                 port: 9000,
                 database_url: "postgres://x@y/z".into(),
-                pool_size: 2
+                pool_size: 2,
+                order_batches_in_flight: ORDER_BATCHES_IN_FLIGHT_DEFAULT,
             }
         );
     }
@@ -262,6 +282,8 @@ mod tests {
             [("PORT", "http")],
             [("DB_POOL_SIZE", "0")],
             [("DB_POOL_SIZE", "1000")],
+            [("ORDER_BATCHES_IN_FLIGHT", "0")],
+            [("ORDER_BATCHES_IN_FLIGHT", "99")],
         ] {
             assert!(settings(&vars).is_err(), "{vars:?}");
         }

@@ -303,3 +303,26 @@ fn a_batch_meeting_a_key_committed_meanwhile_is_answered_order_by_order() {
         server.stderr()
     );
 }
+
+/// Sold-out and unknown products lock nothing and write nothing: such a
+/// batch gets no transaction id, so its commit waits for no WAL flush (the
+/// flash sale's common case once stock is gone stays cheap).
+#[test]
+fn a_batch_of_refusals_writes_nothing() {
+    let cluster = cluster();
+    let keys: Vec<String> = (300..304).map(key).collect();
+    let output = cluster.psql(&format!(
+        "UPDATE products SET current_stock = 0 WHERE id = 4;\n\
+         BEGIN;\n\
+         SELECT string_agg(outcome::text, ',' ORDER BY idx) FROM place_orders(\
+             ARRAY[4, 4, 99, 4], ARRAY['{}', '{}', '{}', '{}']::uuid[], \
+             ARRAY['a', 'b', 'c', 'd'], ARRAY[1, 2, 1, 5]);\n\
+         SELECT coalesce(txid_current_if_assigned()::text, 'none');\n\
+         COMMIT;",
+        keys[0], keys[1], keys[2], keys[3]
+    ));
+    assert_eq!(
+        output, "3,3,2,3\nnone",
+        "refused, refused, no product, refused; no xid"
+    );
+}

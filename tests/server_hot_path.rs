@@ -146,11 +146,14 @@ fn a_warm_server_thread_serves_every_endpoint_without_allocating() {
     apply_schema(&cluster);
     big_stock_product(&cluster, 101);
     let port = free_port();
-    let settings = Settings {
-        port,
-        database_url: cluster.url(),
-        pool_size: 2,
-    };
+    let url = cluster.url();
+    let settings = Settings::from_lookup(|name| match name {
+        "PORT" => Some(port.to_string()),
+        "DATABASE_URL" => Some(url.clone()),
+        "DB_POOL_SIZE" => Some("2".to_string()),
+        _ => None,
+    })
+    .expect("settings");
     std::thread::spawn(move || {
         ON_SERVER_THREAD.with(|on| on.set(true));
         let mut server = Server::bind(&settings).expect("server binds");

@@ -25,12 +25,12 @@ pub struct App {
 }
 
 impl App {
-    /// `database_connections`: the pool's size; as many order batches may be
-    /// at the database at once.
-    pub fn new(database_connections: usize) -> App {
+    /// `order_batches_in_flight`: how many order batches may be at the
+    /// database at once.
+    pub fn new(order_batches_in_flight: usize) -> App {
         App {
             queries: QueryTable::new(),
-            orders: Batcher::new(database_connections),
+            orders: Batcher::new(order_batches_in_flight),
             text: String::with_capacity(CUSTOMER_ID_BYTES_MAX),
             body: Vec::with_capacity(ANSWER_BODY_BYTES_INITIAL),
         }

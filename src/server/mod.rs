@@ -93,7 +93,9 @@ impl Server {
             poll,
             listener: Some(listener),
             pool,
-            app: App::new(settings.pool_size),
+            // One batch at most per connection: pipelined transactions on one
+            // connection commit one after another, so a second one could only wait.
+            app: App::new(settings.order_batches_in_flight.min(settings.pool_size)),
             clients: Clients::default(),
             read_chunk: vec![0; config::READ_CHUNK_BYTES],
             too_many_connections: too_many_connections_answer(),

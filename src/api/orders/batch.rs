@@ -249,18 +249,17 @@ impl Batch {
 pub struct Batcher {
     batches: Vec<Batch>,
     open: Option<usize>,
-    /// Batches that may be at the database at once (one per database
-    /// connection): the next one waits, gathering orders, until one is back.
+    /// Batches that may be at the database at once: the next one waits,
+    /// gathering orders, until one is back.
     in_flight_max: usize,
 }
 
 impl Batcher {
-    /// `connections`: the database connections the batches may use.
-    pub fn new(connections: usize) -> Batcher {
+    pub fn new(in_flight_max: usize) -> Batcher {
         Batcher {
             batches: (0..ORDER_BATCHES_MAX).map(|_| Batch::new()).collect(),
             open: None,
-            in_flight_max: connections.clamp(1, ORDER_BATCHES_IN_FLIGHT_MAX),
+            in_flight_max: in_flight_max.clamp(1, ORDER_BATCHES_IN_FLIGHT_MAX),
         }
     }
 
