@@ -103,6 +103,12 @@ pub const PG_ORDER_BATCH_MAX: usize = 64;
 /// the measurement behind the default.
 pub const ORDER_BATCHES_IN_FLIGHT_DEFAULT: usize = 1;
 pub const ORDER_BATCHES_IN_FLIGHT_MAX: usize = 8;
+/// Products remembered as sold out (their last order was refused for
+/// stock), so their orders can go in a batch of their own that does not
+/// wait for the batch at the database (a batch of refusals locks and writes
+/// nothing). A hint only, by product id modulo this size: the database
+/// still decides every order.
+pub const SOLD_OUT_HINTS: usize = 64;
 /// Order batches per process: those at the database, full ones waiting for
 /// their turn, and the open one taking orders. All are allocated at start,
 /// so the order path never allocates. An order that finds every batch busy

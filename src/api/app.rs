@@ -25,12 +25,12 @@ pub struct App {
 }
 
 impl App {
-    /// `order_batches_in_flight`: how many order batches may be at the
-    /// database at once.
-    pub fn new(order_batches_in_flight: usize) -> App {
+    /// `order_batches_in_flight`: how many batches of orders that may be
+    /// created are at the database at once; `connections`: the pool's size.
+    pub fn new(order_batches_in_flight: usize, connections: usize) -> App {
         App {
             queries: QueryTable::new(),
-            orders: Batcher::new(order_batches_in_flight),
+            orders: Batcher::new(order_batches_in_flight, connections),
             text: String::with_capacity(CUSTOMER_ID_BYTES_MAX),
             body: Vec::with_capacity(ANSWER_BODY_BYTES_INITIAL),
         }

@@ -95,7 +95,10 @@ impl Server {
             pool,
             // One batch at most per connection: pipelined transactions on one
             // connection commit one after another, so a second one could only wait.
-            app: App::new(settings.order_batches_in_flight.min(settings.pool_size)),
+            app: App::new(
+                settings.order_batches_in_flight.min(settings.pool_size),
+                settings.pool_size,
+            ),
             clients: Clients::default(),
             read_chunk: vec![0; config::READ_CHUNK_BYTES],
             too_many_connections: too_many_connections_answer(),

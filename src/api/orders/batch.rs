@@ -16,6 +16,13 @@
 //! and its orders go again one by one, each tagged with its position, so
 //! each gets its own answer.
 //!
+//! Orders of products whose last order was refused for stock travel in a
+//! lane of their own, with its own batches in flight: a batch of refusals
+//! locks and writes nothing (no WAL flush), so sold-out orders (most orders
+//! of a flash sale, once stock is gone) are not held up by the durable
+//! commits of others. That is a hint, never a decision: such a batch gives
+//! every order exactly its answer too.
+//!
 //! An order that finds the open batch full and no batch free is refused
 //! with 503.
 
@@ -29,7 +36,9 @@ use crate::api::{
     answer_of, malformed, refusal_for, Host, Refusal, RequestId, DATABASE_ERROR,
     DATABASE_UNAVAILABLE, OVERLOADED, SHUTTING_DOWN,
 };
-use crate::config::{ORDER_BATCHES_IN_FLIGHT_MAX, ORDER_BATCHES_MAX, PG_ORDER_BATCH_MAX};
+use crate::config::{
+    ORDER_BATCHES_IN_FLIGHT_MAX, ORDER_BATCHES_MAX, PG_ORDER_BATCH_MAX, SOLD_OUT_HINTS,
+};
 use crate::pg::{columns, oid, Param, Pool, Reply, Rows, Statement, StatementId};
 
 /// `place_orders`: the order's position in the batch (1-based), then the
@@ -99,9 +108,54 @@ enum State {
     },
 }
 
+/// Which open batch an order joins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lane {
+    /// Orders that may be created: few of these batches are at the database
+    /// at once (`ORDER_BATCHES_IN_FLIGHT`), so they grow under load.
+    Place,
+    /// Orders of products remembered as sold out: likely refusals, with up
+    /// to one batch in flight per database connection.
+    SoldOut,
+}
+
+impl Lane {
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// Products whose last order was refused for stock, by product id modulo
+/// the table size (0: nobody; product ids are positive).
+struct SoldOutHints {
+    products: [i32; SOLD_OUT_HINTS],
+}
+
+impl SoldOutHints {
+    fn slot(product_id: i32) -> usize {
+        product_id.unsigned_abs() as usize % SOLD_OUT_HINTS
+    }
+
+    fn contains(&self, product_id: i32) -> bool {
+        self.products[Self::slot(product_id)] == product_id
+    }
+
+    /// What an answer says of its product's stock: a refusal for stock
+    /// marks it sold out, a created order clears that.
+    fn learn(&mut self, product_id: i32, rendered: &Result<u16, Refusal>) {
+        let slot = &mut self.products[Self::slot(product_id)];
+        match rendered {
+            Err(refusal) if *refusal == place::INSUFFICIENT_STOCK_ANSWER => *slot = product_id,
+            Ok(201) if *slot == product_id => *slot = 0,
+            _ => {}
+        }
+    }
+}
+
 /// Orders going to the database together, in arrival order.
 struct Batch {
     state: State,
+    lane: Lane,
     /// The request waiting for each order; `None` once it is answered.
     members: Vec<Option<RequestId>>,
     product_ids: Vec<i32>,
@@ -117,6 +171,7 @@ impl Batch {
     fn new() -> Batch {
         Batch {
             state: State::Free,
+            lane: Lane::Place,
             members: Vec::with_capacity(PG_ORDER_BATCH_MAX),
             product_ids: Vec::with_capacity(PG_ORDER_BATCH_MAX),
             keys: Vec::with_capacity(PG_ORDER_BATCH_MAX),
@@ -132,10 +187,6 @@ impl Batch {
 
     fn is_full(&self) -> bool {
         self.len() >= PG_ORDER_BATCH_MAX
-    }
-
-    fn is_at_database(&self) -> bool {
-        matches!(self.state, State::Sent { .. } | State::Retried { .. })
     }
 
     fn push(&mut self, request: RequestId, order: &OrderRequest<'_>) {
@@ -226,15 +277,25 @@ impl Batch {
 
     /// The answer to the whole batch: one row per order, each naming its
     /// position.
-    fn answer_rows(&mut self, rows: Rows<'_>, body: &mut Vec<u8>, host: &mut impl Host) {
+    fn answer_rows(
+        &mut self,
+        rows: Rows<'_>,
+        hints: &mut SoldOutHints,
+        body: &mut Vec<u8>,
+        host: &mut impl Host,
+    ) {
         for row in rows.iter() {
             let mut columns = row.columns();
             let position = columns.next_as::<i32>();
             let Some(i) = position.and_then(|p| usize::try_from(p).ok()?.checked_sub(1)) else {
                 continue;
             };
+            if i >= self.len() {
+                continue;
+            }
             body.clear();
             let rendered = place::answer(&mut columns, body);
+            hints.learn(self.product_ids[i], &rendered);
             self.answer(i, rendered, body, host);
         }
         // Every order has its row; should one be missing, its client must
@@ -245,70 +306,106 @@ impl Batch {
     }
 }
 
-/// The fixed set of order batches, and which one takes this turn's orders.
+/// The fixed set of order batches, and which ones take this turn's orders.
 pub struct Batcher {
     batches: Vec<Batch>,
-    open: Option<usize>,
-    /// Batches that may be at the database at once: the next one waits,
-    /// gathering orders, until one is back.
-    in_flight_max: usize,
+    /// The open batch of each lane.
+    open: [Option<usize>; 2],
+    /// Batches of each lane that may be at the database at once: the next
+    /// one waits, gathering orders, until one is back.
+    in_flight_max: [usize; 2],
+    sold_out: SoldOutHints,
 }
 
 impl Batcher {
-    pub fn new(in_flight_max: usize) -> Batcher {
+    /// `place_in_flight`: place-lane batches at the database at once;
+    /// `connections`: the database connections (sold-out batches in flight).
+    pub fn new(place_in_flight: usize, connections: usize) -> Batcher {
+        let limit = |n: usize| n.clamp(1, ORDER_BATCHES_IN_FLIGHT_MAX);
         Batcher {
             batches: (0..ORDER_BATCHES_MAX).map(|_| Batch::new()).collect(),
-            open: None,
-            in_flight_max: in_flight_max.clamp(1, ORDER_BATCHES_IN_FLIGHT_MAX),
+            open: [None; 2],
+            in_flight_max: [limit(place_in_flight), limit(connections)],
+            sold_out: SoldOutHints {
+                products: [0; SOLD_OUT_HINTS],
+            },
         }
     }
 
     /// Adds a validated order of a known product, for `request`.
     pub fn add(&mut self, request: RequestId, order: &OrderRequest<'_>) -> Result<(), Refusal> {
-        let index = match self.open {
+        let ProductRef::Id(product_id) = order.product_id else {
+            unreachable!("the router answers unknown products itself")
+        };
+        let lane = match self.sold_out.contains(product_id) {
+            true => Lane::SoldOut,
+            false => Lane::Place,
+        };
+        let index = match self.open[lane.index()] {
             Some(open) if !self.batches[open].is_full() => open,
-            _ => self.open_another()?,
+            _ => self.open_another(lane)?,
         };
         self.batches[index].push(request, order);
         Ok(())
     }
 
-    /// The open batch is full (or there is none): a free batch opens.
-    fn open_another(&mut self) -> Result<usize, Refusal> {
-        if let Some(full) = self.open.take() {
+    /// The lane's open batch is full (or there is none): a free batch opens.
+    fn open_another(&mut self, lane: Lane) -> Result<usize, Refusal> {
+        if let Some(full) = self.open[lane.index()].take() {
             self.batches[full].state = State::Full;
         }
         let free = self.batches.iter().position(|b| b.state == State::Free);
         let index = free.ok_or(OVERLOADED)?;
-        self.batches[index].state = State::Open;
-        self.open = Some(index);
+        let batch = &mut self.batches[index];
+        batch.state = State::Open;
+        batch.lane = lane;
+        self.open[lane.index()] = Some(index);
         Ok(index)
     }
 
-    /// End of the turn: failed batches go again order by order; then, while
-    /// fewer than `in_flight_max` batches are at the database, full batches
-    /// go, then the open one. What cannot go keeps gathering orders (group
-    /// commit): at light load an order goes at once, under load the orders
-    /// that arrive while the database works travel together.
+    /// End of the turn: failed batches go again order by order; then, lane
+    /// by lane, while fewer than the lane's `in_flight_max` batches are at
+    /// the database, full batches go, then the open one. What cannot go
+    /// keeps gathering orders (group commit): at light load an order goes at
+    /// once, under load the orders that arrive while the database works
+    /// travel together. The lanes do not wait for each other.
     pub fn send(&mut self, pool: &mut Pool, host: &mut impl Host, now: Instant) {
+        let mut in_flight = [0; 2];
         for index in 0..self.batches.len() {
-            if self.batches[index].state == State::Failed {
-                self.retry_one_by_one(index, pool, host, now);
+            let batch = &self.batches[index];
+            match batch.state {
+                State::Failed => self.retry_one_by_one(index, pool, host, now),
+                State::Sent { .. } | State::Retried { .. } => in_flight[batch.lane.index()] += 1,
+                _ => {}
             }
         }
-        let mut in_flight = self.batches.iter().filter(|b| b.is_at_database()).count();
+        for lane in [Lane::SoldOut, Lane::Place] {
+            self.send_lane(lane, in_flight[lane.index()], pool, host, now);
+        }
+    }
+
+    fn send_lane(
+        &mut self,
+        lane: Lane,
+        mut in_flight: usize,
+        pool: &mut Pool,
+        host: &mut impl Host,
+        now: Instant,
+    ) {
         for index in 0..self.batches.len() {
-            if in_flight >= self.in_flight_max {
+            if in_flight >= self.in_flight_max[lane.index()] {
                 return;
             }
-            if self.batches[index].state == State::Full {
+            let batch = &self.batches[index];
+            if batch.state == State::Full && batch.lane == lane {
                 self.submit(index, pool, host, now);
                 in_flight += 1;
             }
         }
-        if let Some(open) = self.open.filter(|_| in_flight < self.in_flight_max) {
-            self.open = None;
-            self.submit(open, pool, host, now);
+        let open = &mut self.open[lane.index()];
+        if let Some(index) = open.filter(|_| in_flight < self.in_flight_max[lane.index()]) {
+            *open = None;
+            self.submit(index, pool, host, now);
         }
     }
 
@@ -361,16 +458,18 @@ impl Batcher {
         let Some(batch) = self.batches.get_mut(index) else {
             return;
         };
+        let hints = &mut self.sold_out;
         match (batch.state, position) {
             (State::Sent { alone: true }, None) => {
                 body.clear();
                 let rendered = answer_one(reply, body);
+                hints.learn(batch.product_ids[0], &rendered);
                 batch.answer(0, rendered, body, host);
                 batch.clear();
             }
             (State::Sent { alone: false }, None) => match reply {
                 Reply::Rows(rows) => {
-                    batch.answer_rows(rows, body, host);
+                    batch.answer_rows(rows, hints, body, host);
                     batch.clear();
                 }
                 Reply::Failed(error) => {
@@ -388,9 +487,10 @@ impl Batcher {
                     batch.clear();
                 }
             },
-            (State::Retried { outstanding }, Some(i)) => {
+            (State::Retried { outstanding }, Some(i)) if i < batch.len() => {
                 body.clear();
                 let rendered = answer_one(reply, body);
+                hints.learn(batch.product_ids[i], &rendered);
                 batch.answer(i, rendered, body, host);
                 batch.state = State::Retried {
                     outstanding: outstanding - 1,
@@ -415,7 +515,7 @@ impl Batcher {
                 batch.clear();
             }
         }
-        self.open = None;
+        self.open = [None; 2];
     }
 }
 
@@ -445,6 +545,35 @@ fn log_failed_order(error: &crate::pg::DbError<'_>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sold_out_hints_follow_the_answers() {
+        let mut hints = SoldOutHints {
+            products: [0; SOLD_OUT_HINTS],
+        };
+        let refused = Err(place::INSUFFICIENT_STOCK_ANSWER);
+        hints.learn(4, &Ok(200)); // a replay says nothing of the stock
+        assert!(!hints.contains(4));
+        hints.learn(4, &refused);
+        assert!(hints.contains(4) && !hints.contains(5));
+        hints.learn(4, &Err(crate::api::PRODUCT_NOT_FOUND));
+        assert!(
+            hints.contains(4),
+            "only a refusal for stock or a creation changes it"
+        );
+        hints.learn(4, &Ok(201));
+        assert!(!hints.contains(4), "a created order: stock was there");
+        // Two products on one slot: the later evicts the earlier (a hint).
+        let other = 4 + SOLD_OUT_HINTS as i32;
+        hints.learn(4, &refused);
+        hints.learn(other, &refused);
+        assert!(hints.contains(other) && !hints.contains(4));
+        hints.learn(4, &Ok(201));
+        assert!(
+            hints.contains(other),
+            "a creation clears only its own product"
+        );
+    }
 
     #[test]
     fn tags_name_the_batch_and_the_position() {

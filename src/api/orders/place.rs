@@ -102,7 +102,7 @@ const REPLAYED: i32 = 1;
 const NO_PRODUCT: i32 = 2;
 const INSUFFICIENT_STOCK: i32 = 3;
 
-const INSUFFICIENT_STOCK_ANSWER: Refusal = refuse(409, "insufficient stock");
+pub const INSUFFICIENT_STOCK_ANSWER: Refusal = refuse(409, "insufficient stock");
 
 /// The answer to one order from its `place_order` columns (the outcome
 /// code, then the order), rendered into `body`.
