@@ -215,26 +215,20 @@ impl Settings {
                 .filter(|p| *p != 0)
                 .ok_or(format!("PORT={text:?} is not a port"))?,
         };
-        let pool_size = match get("DB_POOL_SIZE") {
-            None => PG_POOL_SIZE_DEFAULT,
+        let count = |name: &str, default: usize, max: usize| match get(name) {
+            None => Ok(default),
             Some(text) => text
                 .parse()
                 .ok()
-                .filter(|n| (1..=PG_POOL_SIZE_MAX).contains(n))
-                .ok_or(format!(
-                    "DB_POOL_SIZE={text:?} must be 1..={PG_POOL_SIZE_MAX}"
-                ))?,
+                .filter(|n| (1..=max).contains(n))
+                .ok_or(format!("{name}={text:?} must be 1..={max}")),
         };
-        let order_batches_in_flight = match get("ORDER_BATCHES_IN_FLIGHT") {
-            None => ORDER_BATCHES_IN_FLIGHT_DEFAULT,
-            Some(text) => text
-                .parse()
-                .ok()
-                .filter(|n| (1..=ORDER_BATCHES_IN_FLIGHT_MAX).contains(n))
-                .ok_or(format!(
-                    "ORDER_BATCHES_IN_FLIGHT={text:?} must be 1..={ORDER_BATCHES_IN_FLIGHT_MAX}"
-                ))?,
-        };
+        let pool_size = count("DB_POOL_SIZE", PG_POOL_SIZE_DEFAULT, PG_POOL_SIZE_MAX)?;
+        let order_batches_in_flight = count(
+            "ORDER_BATCHES_IN_FLIGHT",
+            ORDER_BATCHES_IN_FLIGHT_DEFAULT,
+            ORDER_BATCHES_IN_FLIGHT_MAX,
+        )?;
         let database_url = get("DATABASE_URL").unwrap_or_else(|| DATABASE_URL_DEFAULT.to_string());
         Ok(Settings {
             port,
