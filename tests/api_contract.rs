@@ -1516,3 +1516,37 @@ fn stalled_partial_request_is_closed_after_a_timeout() {
         "closed at once"
     );
 }
+
+/// A HEAD answer has no body: a client (or nginx keeping the connection
+/// alive) reads the next response right after its head. HEAD is GET's head,
+/// an answer to GET and an error alike, with the Content-Length the body
+/// would have.
+#[test]
+fn head_is_answered_without_a_body() {
+    use std::io::{Read, Write};
+    let s = stack();
+    let product = s.create_product(100, 5);
+    let mut socket = std::net::TcpStream::connect(("127.0.0.1", s.port())).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let requests = format!(
+        "HEAD /health HTTP/1.1\r\nHost: t\r\n\r\n\
+         HEAD /products/{product} HTTP/1.1\r\nHost: t\r\n\r\n\
+         HEAD /nope HTTP/1.1\r\nHost: t\r\n\r\n\
+         GET /health HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+    );
+    socket.write_all(requests.as_bytes()).unwrap();
+    let mut received = Vec::new();
+    socket.read_to_end(&mut received).unwrap();
+    let text = String::from_utf8(received).unwrap();
+    let product_body = s.conn().get(&format!("/products/{product}")).body_text();
+    let expected = format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 15\r\nConnection: keep-alive\r\n\r\n\
+         HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: keep-alive\r\n\r\n\
+         HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\nContent-Length: 21\r\nConnection: keep-alive\r\n\r\n\
+         HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 15\r\nConnection: close\r\n\r\n{{\"status\":\"ok\"}}",
+        product_body.len()
+    );
+    assert_eq!(text, expected);
+}

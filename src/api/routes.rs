@@ -70,6 +70,11 @@ pub fn route<'a>(
     body: &[u8],
     scratch: &'a mut String,
 ) -> Result<Command<'a>, Refusal> {
+    // HEAD is GET whose answer goes without its body (the server leaves it out).
+    let method = match method {
+        Method::Head => Method::Get,
+        method => method,
+    };
     let (path, query) = match target.iter().position(|&b| b == b'?') {
         Some(q) => (&target[..q], &target[q + 1..]),
         None => (target, &target[target.len()..]),
@@ -88,7 +93,7 @@ pub fn route<'a>(
         [Some(b"orders"), None, ..] => match method {
             Method::Post => orders::place::parse(body, scratch).map(Command::PlaceOrder),
             Method::Get => orders::list::parse(query).map(Command::Query),
-            Method::Other => Err(method_not_allowed("GET, POST")),
+            Method::Head | Method::Other => Err(method_not_allowed("GET, POST")),
         },
         [Some(b"orders"), Some(id), None, _] => match method {
             Method::Get => orders::get::parse(id).map(Command::Query),

@@ -24,6 +24,8 @@ const VERSION_PREFIX: &[u8] = b"HTTP/";
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Method {
     Get,
+    /// GET without the body in the answer (RFC 9110 §9.3.2).
+    Head,
     Post,
     Other,
 }
@@ -167,6 +169,7 @@ fn parse_head(input: &[u8]) -> Result<Option<(Head, usize, Framing)>, HttpError>
     let head = Head {
         method: match method {
             "GET" => Method::Get,
+            "HEAD" => Method::Head,
             "POST" => Method::Post,
             _ => Method::Other,
         },
@@ -457,7 +460,7 @@ mod tests {
                 b"/orders/x/cancel",
             ),
             (b"PUT /orders HTTP/1.1\r\n\r\n", Method::Other, b"/orders"),
-            (b"HEAD / HTTP/1.1\r\n\r\n", Method::Other, b"/"),
+            (b"HEAD / HTTP/1.1\r\n\r\n", Method::Head, b"/"),
             (b"get / HTTP/1.1\r\n\r\n", Method::Other, b"/"),
             // RFC 9112 §2.2: empty lines before the request line are skipped.
             (b"\r\n\r\nGET /x HTTP/1.1\r\n\r\n", Method::Get, b"/x"),

@@ -85,6 +85,11 @@ pub fn write_json_response(
     out.extend_from_slice(body);
 }
 
+/// Bytes of the body `{"error":"<message>"}`.
+pub fn error_body_len(message: &str) -> usize {
+    ERROR_BODY_PREFIX.len() + json::str_len(message) + ERROR_BODY_SUFFIX.len()
+}
+
 /// Appends a response with the body `{"error":"<message>"}`, the message
 /// escaped as a JSON string. Its length is computed up front, so the body is
 /// written once, straight after the head.
@@ -95,8 +100,7 @@ pub fn write_error(
     keep_alive: bool,
     allow: Option<&str>,
 ) {
-    let body_len = ERROR_BODY_PREFIX.len() + json::str_len(message) + ERROR_BODY_SUFFIX.len();
-    write_head(out, status, body_len, keep_alive, allow);
+    write_head(out, status, error_body_len(message), keep_alive, allow);
     out.extend_from_slice(ERROR_BODY_PREFIX);
     json::write_str(out, message);
     out.extend_from_slice(ERROR_BODY_SUFFIX);

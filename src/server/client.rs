@@ -19,7 +19,9 @@ use crate::config::{
     HTTP_OUTPUT_BYTES_MAX, HTTP_PARTIAL_REQUEST_TIMEOUT,
 };
 use crate::http::request::{parse_request, Body, Method, Parsed};
-use crate::http::response::{write_error, write_json_response, CONTINUE_100};
+use crate::http::response::{
+    error_body_len, write_error, write_head, write_json_response, CONTINUE_100,
+};
 use crate::nonblocking::{self, Received};
 
 /// Where a connection is in its life.
@@ -36,10 +38,13 @@ enum Phase {
     Lingering { since: Instant },
 }
 
-/// A request handed to the application and not answered yet.
+/// How a request's answer is framed.
 #[derive(Debug, Clone, Copy)]
-struct Waiting {
-    keep_alive: bool,
+pub struct Framing {
+    pub keep_alive: bool,
+    /// A HEAD request: the head of the answer only (its Content-Length is
+    /// the body's that is left out).
+    pub head_only: bool,
 }
 
 pub struct Client {
@@ -49,7 +54,8 @@ pub struct Client {
     output_sent: usize,
     /// Decoded chunked request bodies.
     chunked_body: Vec<u8>,
-    waiting: Option<Waiting>,
+    /// The framing of the answer a request handed to the application waits for.
+    waiting: Option<Framing>,
     phase: Phase,
     /// Reading stopped with data possibly left in the socket (edge-triggered
     /// readiness will not report it again): read when unblocked.
@@ -84,7 +90,7 @@ pub struct Incoming<'a> {
     pub method: Method,
     pub target: &'a [u8],
     pub body: &'a [u8],
-    pub keep_alive: bool,
+    pub framing: Framing,
     /// Input bytes the request occupies (head, body, chunked framing).
     pub consumed: usize,
 }
@@ -235,7 +241,10 @@ impl Client {
                     method: request.head.method,
                     target: &self.input[request.head.path.clone()],
                     body,
-                    keep_alive: request.head.keep_alive,
+                    framing: Framing {
+                        keep_alive: request.head.keep_alive,
+                        head_only: request.head.method == Method::Head,
+                    },
                     consumed: request.consumed,
                 })
             }
@@ -266,12 +275,12 @@ impl Client {
 
     /// The application took the request `next_request` gave: its answer is
     /// written now, or it is waited for.
-    pub fn finish_request(&mut self, keep_alive: bool, consumed: usize, handled: Handled<'_>) {
+    pub fn finish_request(&mut self, framing: Framing, consumed: usize, handled: Handled<'_>) {
         match handled {
-            Handled::Answered(answer) => write_answer(&mut self.output, answer, keep_alive),
-            Handled::Pending => self.waiting = Some(Waiting { keep_alive }),
+            Handled::Answered(answer) => write_answer(&mut self.output, answer, framing),
+            Handled::Pending => self.waiting = Some(framing),
         }
-        if !keep_alive {
+        if !framing.keep_alive {
             self.phase = Phase::Closing;
         }
         self.input.drain(..consumed);
@@ -282,8 +291,8 @@ impl Client {
 
     /// The answer to the waiting request (none waiting: nothing to do).
     pub fn answer(&mut self, answer: Answer<'_>, now: Instant) {
-        if let Some(waiting) = self.waiting.take() {
-            write_answer(&mut self.output, answer, waiting.keep_alive);
+        if let Some(framing) = self.waiting.take() {
+            write_answer(&mut self.output, answer, framing);
             self.last_active = now;
         }
     }
@@ -364,9 +373,23 @@ impl Client {
 }
 
 /// An answer as an HTTP response.
-fn write_answer(out: &mut Vec<u8>, answer: Answer<'_>, keep_alive: bool) {
+fn write_answer(out: &mut Vec<u8>, answer: Answer<'_>, framing: Framing) {
+    let Framing {
+        keep_alive,
+        head_only,
+    } = framing;
     match answer {
+        Answer::Json { status, body } if head_only => {
+            write_head(out, status, body.len(), keep_alive, None)
+        }
         Answer::Json { status, body } => write_json_response(out, status, body, keep_alive, None),
+        Answer::Refused(refusal) if head_only => write_head(
+            out,
+            refusal.status,
+            error_body_len(refusal.message),
+            keep_alive,
+            refusal.allow,
+        ),
         Answer::Refused(refusal) => write_error(
             out,
             refusal.status,

@@ -315,7 +315,7 @@ impl Server {
                     return;
                 }
             };
-            let (keep_alive, consumed) = (incoming.keep_alive, incoming.consumed);
+            let (framing, consumed) = (incoming.framing, incoming.consumed);
             let request = Request {
                 id,
                 method: incoming.method,
@@ -323,7 +323,7 @@ impl Server {
                 body: incoming.body,
             };
             let handled = self.app.on_request(&request, &mut self.pool, now);
-            client.finish_request(keep_alive, consumed, handled);
+            client.finish_request(framing, consumed, handled);
             self.clients.queue_flush(index);
         }
     }
