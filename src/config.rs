@@ -189,13 +189,27 @@ const _: () = {
 // ---- Runtime settings -------------------------------------------------------
 
 /// What the environment configures: `PORT`, `DATABASE_URL`, `DB_POOL_SIZE`,
-/// `ORDER_BATCHES_IN_FLIGHT`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// `ORDER_BATCHES_IN_FLIGHT`. Its `Debug` leaves out the database password.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Settings {
     pub port: u16,
     pub database_url: String,
     pub pool_size: usize,
     pub order_batches_in_flight: usize,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("port", &self.port)
+            .field(
+                "database_url",
+                &crate::pg::url::redact_url(&self.database_url),
+            )
+            .field("pool_size", &self.pool_size)
+            .field("order_batches_in_flight", &self.order_batches_in_flight)
+            .finish()
+    }
 }
 
 pub const PORT_DEFAULT: u16 = 8080;
@@ -286,6 +300,34 @@ mod tests {
             [("ORDER_BATCHES_IN_FLIGHT", "99")],
         ] {
             assert!(settings(&vars).is_err(), "{vars:?}");
+        }
+    }
+
+    #[test]
+    fn debug_output_leaves_out_the_password() {
+        let set = settings(&[("DATABASE_URL", "postgres://app:s3cret@db:5432/flashsale")]).unwrap();
+        let shown = format!("{set:?}");
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert!(
+            shown.contains("postgres://app:***@db:5432/flashsale"),
+            "{shown}"
+        );
+        let connect = crate::pg::ConnectConfig::from_url(&set.database_url).unwrap();
+        let shown = format!("{connect:?}");
+        assert!(
+            !shown.contains("s3cret") && shown.contains("***"),
+            "{shown}"
+        );
+        for (url, redacted) in [
+            ("postgres://app@db/x", "postgres://app@db/x"),
+            ("postgres://app:p@ss:word@db/x", "postgres://app:***@db/x"),
+            (
+                "postgres://app:pw@/x?host=/run/pg",
+                "postgres://app:***@/x?host=/run/pg",
+            ),
+            ("not a url", "not a url"),
+        ] {
+            assert_eq!(crate::pg::url::redact_url(url), redacted);
         }
     }
 

@@ -16,13 +16,45 @@ pub enum Endpoint {
     Unix(PathBuf),
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct ConnectConfig {
     pub endpoint: Endpoint,
     pub user: String,
     pub password: Option<String>,
     pub database: String,
     pub application_name: String,
+}
+
+/// Shown in place of a password wherever settings are printed.
+pub const REDACTED: &str = "***";
+
+/// Everything but the password, which a log line or a panic message must
+/// never carry.
+impl std::fmt::Debug for ConnectConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectConfig")
+            .field("endpoint", &self.endpoint)
+            .field("user", &self.user)
+            .field("password", &self.password.as_ref().map(|_| REDACTED))
+            .field("database", &self.database)
+            .field("application_name", &self.application_name)
+            .finish()
+    }
+}
+
+/// `url` with its password (if any) replaced by [`REDACTED`].
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let Some(at) = rest[..authority_end].rfind('@') else {
+        return url.to_string();
+    };
+    match rest[..at].split_once(':') {
+        Some((user, _password)) => format!("{scheme}://{user}:{REDACTED}{}", &rest[at..]),
+        None => url.to_string(),
+    }
 }
 
 impl ConnectConfig {
