@@ -188,6 +188,9 @@ BEGIN
         FROM unnest(p_keys) WITH ORDINALITY AS k(key, i)
         LEFT JOIN orders o ON o.idempotency_key = k.key;
     IF NOT v_set_based THEN
+        -- Every product first, in ascending id, as below: no other batch
+        -- can hold a key this one needs while waiting for its products.
+        PERFORM FROM products p WHERE p.id = ANY(p_product_ids) ORDER BY p.id FOR UPDATE;
         FOR i IN SELECT s FROM generate_subscripts(p_keys, 1) s ORDER BY p_product_ids[s], s LOOP
             RETURN QUERY SELECT i, o.* FROM place_order(
                 p_product_ids[i], p_keys[i], p_customer_ids[i], p_quantities[i]) o;

@@ -326,3 +326,124 @@ fn a_batch_of_refusals_writes_nothing() {
         "refused, refused, no product, refused; no xid"
     );
 }
+
+/// Polls until the advisory lock 42 has sessions matching `condition`
+/// (two of them for waiters, one for the holder).
+fn wait_for(cluster: &PgCluster, condition: &str) {
+    let want = if condition.starts_with("NOT") {
+        "2"
+    } else {
+        "1"
+    };
+    for _ in 0..500 {
+        let count = cluster.psql(&format!(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = 42 AND {condition}"
+        ));
+        if count == want {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    panic!("the advisory lock never had {want} sessions with {condition}");
+}
+
+/// Two batches that carry the same two keys for different products, at the
+/// same time: one by one (the old loop), each takes one key and waits for
+/// the other's, a deadlock that stalls both until Postgres breaks it. Set-
+/// based, every product is locked before any key and keys are inserted in
+/// ascending order, so one batch waits for the other and then fails on the
+/// key it committed (the API answers its orders one by one): never a
+/// deadlock.
+#[test]
+fn batches_sharing_keys_for_other_products_never_deadlock() {
+    let cluster = cluster();
+    cluster.psql(
+        "INSERT INTO products SELECT g, 'extra ' || g, 100, 1000000, 1000000 \
+         FROM generate_series(6, 9) g",
+    );
+    const ROUNDS: u32 = 10;
+    const BETWEEN: usize = 12;
+    let race = |function: &str, round: u32| -> [Result<String, String>; 2] {
+        let base = 1_000 * (round + 1);
+        let (k1, k2) = (key(base), key(base + 1));
+        // One batch: k1 for product 1, a dozen orders for product 6, k2 for
+        // product 8; the other: k2 for product 2, a dozen for product 7, k1
+        // for product 9. The products differ; the keys cross over.
+        let batch = |first: i32, middle: i32, last: i32, keys: [&str; 2], fresh: u32| {
+            let mut products = vec![first];
+            let mut ordered_keys = vec![format!("'{}'", keys[0])];
+            for i in 0..BETWEEN as u32 {
+                products.push(middle);
+                ordered_keys.push(format!("'{}'", key(fresh + i)));
+            }
+            products.push(last);
+            ordered_keys.push(format!("'{}'", keys[1]));
+            let n = products.len();
+            // Both wait at a gate (an advisory lock the test holds) and
+            // start together when it opens.
+            format!(
+                "SET deadlock_timeout = '50ms'; \
+                 SELECT pg_advisory_lock_shared(42); SELECT pg_advisory_unlock_shared(42); \
+                 BEGIN; \
+                 SELECT count(*) FROM {function}(ARRAY{products:?}, ARRAY[{}]::uuid[], \
+                     array_fill('c'::text, ARRAY[{n}]), array_fill(1, ARRAY[{n}])); \
+                 SELECT pg_sleep(0.05); COMMIT;",
+                ordered_keys.join(", ")
+            )
+        };
+        let first = batch(1, 6, 8, [&k1, &k2], base + 100);
+        let second = batch(2, 7, 9, [&k2, &k1], base + 200);
+        std::thread::scope(|scope| {
+            // The gate: a session holding the lock until it is ended.
+            let gate = scope
+                .spawn(|| cluster.try_psql("SELECT pg_advisory_lock(42); SELECT pg_sleep(60);"));
+            wait_for(&cluster, "granted AND mode = 'ExclusiveLock'");
+            let a = scope.spawn(|| cluster.try_psql(&first));
+            let b = scope.spawn(|| cluster.try_psql(&second));
+            wait_for(&cluster, "NOT granted AND mode = 'ShareLock'");
+            // Both wait: end the gate's session, which frees them at once.
+            cluster.psql(
+                "SELECT pg_terminate_backend(pid) FROM pg_locks \
+                 WHERE locktype = 'advisory' AND objid = 42 AND granted AND mode = 'ExclusiveLock'",
+            );
+            let _ = gate.join().unwrap();
+            [a.join().unwrap(), b.join().unwrap()]
+        })
+    };
+    let is_deadlock = |outcome: &Result<String, String>| {
+        outcome
+            .as_ref()
+            .is_err_and(|e| e.contains("deadlock detected"))
+    };
+    // The race is real: one by one, the batches deadlock (in about half
+    // the rounds, so twice as many rounds make a miss unlikely).
+    let old: usize = (0..2 * ROUNDS)
+        .map(|round| {
+            race("place_orders_one_by_one", round)
+                .iter()
+                .filter(|o| is_deadlock(o))
+                .count()
+        })
+        .sum();
+    assert!(
+        old > 0,
+        "the one-by-one batches never deadlocked in {} rounds",
+        2 * ROUNDS
+    );
+    let mut conflicts = 0;
+    for round in 2 * ROUNDS..3 * ROUNDS {
+        for outcome in race("place_orders", round) {
+            if let Err(error) = outcome {
+                assert!(
+                    error.contains("duplicate key value violates unique constraint"),
+                    "round {round}: {error}"
+                );
+                conflicts += 1;
+            }
+        }
+    }
+    // And the set-based batches did meet: one of each pair waited for the
+    // other's keys and failed on them (the API then goes one by one).
+    assert!(conflicts > 0, "the set-based batches never met");
+    eprintln!("one by one: {old} deadlocks; set-based: {conflicts} key conflicts, no deadlock");
+}
