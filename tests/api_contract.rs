@@ -1550,3 +1550,36 @@ fn head_is_answered_without_a_body() {
     );
     assert_eq!(text, expected);
 }
+
+/// A client that sends its requests and then shuts down its sending side
+/// (half-close) gets every answer, in order, and then the connection
+/// closes: also the requests that waited behind one at the database, and
+/// none for a request it left incomplete.
+#[test]
+fn a_half_closed_client_gets_every_answer_then_the_close() {
+    use std::io::{Read, Write};
+    let s = stack();
+    let product = s.create_product(100, 5);
+    let mut socket = std::net::TcpStream::connect(("127.0.0.1", s.port())).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let requests = format!(
+        "GET /products/{product} HTTP/1.1\r\nHost: t\r\n\r\n\
+         GET /health HTTP/1.1\r\nHost: t\r\n\r\n\
+         GET /products/{product} HTTP/1.1\r\nHost: t\r\n\r\n\
+         GET /nope HTTP/1.1\r\nHo"
+    );
+    socket.write_all(requests.as_bytes()).unwrap();
+    socket.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut received = Vec::new();
+    socket.read_to_end(&mut received).unwrap();
+    let text = String::from_utf8(received).unwrap();
+    let statuses: Vec<&str> = text
+        .split("HTTP/1.1 ")
+        .skip(1)
+        .map(|answer| &answer[..3])
+        .collect();
+    assert_eq!(statuses, ["200", "200", "200"], "{text}");
+    assert!(text.contains(r#"{"status":"ok"}"#), "{text}");
+}

@@ -64,6 +64,10 @@ pub struct Client {
     /// When the first byte of the request now being received arrived.
     partial_since: Option<Instant>,
     continue_sent: bool,
+    /// The peer shut down its sending side: nothing more arrives, but every
+    /// complete request it sent before is answered, in order; then the
+    /// connection closes.
+    peer_closed: bool,
 }
 
 /// What a read attempt found.
@@ -141,6 +145,7 @@ impl Client {
             last_active: now,
             partial_since: None,
             continue_sent: false,
+            peer_closed: false,
         }
     }
 
@@ -187,7 +192,7 @@ impl Client {
         let room = HTTP_INPUT_BYTES_MAX
             .saturating_sub(self.input.len())
             .min(chunk.len());
-        if !self.can_take_request() || room == 0 {
+        if !self.can_take_request() || room == 0 || self.peer_closed {
             self.read_paused = true;
             return Ok(ReadOutcome::Paused);
         }
@@ -207,14 +212,12 @@ impl Client {
         })
     }
 
-    /// The peer closed its side. Returns whether the connection can close
-    /// now; otherwise it answers what was asked, then closes.
+    /// The peer closed its sending side. Returns whether the connection can
+    /// close now; otherwise the requests it already sent are served, and
+    /// answered, before it closes.
     pub fn on_peer_closed(&mut self) -> bool {
-        if self.is_idle() {
-            return true;
-        }
-        self.begin_closing();
-        false
+        self.peer_closed = true;
+        self.is_idle() && self.input.is_empty()
     }
 
     /// The next complete request in the input, if the connection may take
@@ -223,11 +226,18 @@ impl Client {
         if !self.can_take_request() {
             return Next::Nothing { wrote: false };
         }
-        if self.input.is_empty() {
+        if self.input.is_empty() && !self.peer_closed {
             self.partial_since = None;
             return Next::Nothing { wrote: false };
         }
-        match parse_request(&self.input, &mut self.chunked_body) {
+        let parsed = parse_request(&self.input, &mut self.chunked_body);
+        if self.peer_closed && !matches!(parsed, Ok(Parsed::Complete(_))) {
+            // Every request the peer sent is answered (or waits for its
+            // answer): close once the output is written.
+            self.begin_closing();
+            return Next::Nothing { wrote: true };
+        }
+        match parsed {
             Ok(Parsed::Complete(request)) => {
                 self.partial_since = None;
                 self.continue_sent = false;

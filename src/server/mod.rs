@@ -205,7 +205,7 @@ impl Server {
             token => {
                 let index = token.0 - CLIENT_TOKEN_BASE;
                 if event.is_readable() || event.is_read_closed() || event.is_error() {
-                    self.read_from(index, now);
+                    self.read_from(index, now, event.is_read_closed());
                 }
                 if event.is_writable() {
                     self.clients.queue_flush(index);
@@ -222,7 +222,7 @@ impl Server {
             // Only a connection that stopped reading may have bytes waiting
             // in its socket; the others would get EAGAIN.
             if self.clients.get_mut(index).is_some_and(|c| c.read_paused()) {
-                self.read_from(index, now);
+                self.read_from(index, now, false);
             }
         }
         self.resuming.clear();
@@ -276,8 +276,9 @@ impl Server {
 
     /// Reads until the socket would block (edge-triggered readiness) or the
     /// connection cannot take more input now, serving requests as they
-    /// complete.
-    fn read_from(&mut self, index: usize, now: Instant) {
+    /// complete. `read_closed`: the event also said the peer closed its
+    /// side, which a short read does not show, so the end is read too.
+    fn read_from(&mut self, index: usize, now: Instant, read_closed: bool) {
         loop {
             let Some(client) = self.clients.get_mut(index) else {
                 return;
@@ -285,13 +286,18 @@ impl Server {
             match client.read(&mut self.read_chunk) {
                 Ok(ReadOutcome::Data) => self.serve_input(index, now),
                 Ok(ReadOutcome::Discarded) => {}
-                Ok(ReadOutcome::DataDrained) => return self.serve_input(index, now),
+                Ok(ReadOutcome::DataDrained) => {
+                    self.serve_input(index, now);
+                    if !read_closed {
+                        return;
+                    }
+                }
                 Ok(ReadOutcome::WouldBlock | ReadOutcome::Paused) => return,
                 Ok(ReadOutcome::Eof) => {
                     if client.on_peer_closed() {
-                        self.close(index);
+                        return self.close(index);
                     }
-                    return;
+                    return self.serve_input(index, now);
                 }
                 Err(_) => return self.close(index),
             }
@@ -350,10 +356,10 @@ impl Server {
             return;
         };
         match client.flush(now) {
-            Ok(Flushed::Lingering) => self.read_from(index, now), // may see EOF at once
+            Ok(Flushed::Lingering) => self.read_from(index, now, false), // may see EOF at once
             Ok(Flushed::Unblocked) => {
                 self.serve_input(index, now);
-                self.read_from(index, now);
+                self.read_from(index, now, false);
             }
             Ok(Flushed::Done | Flushed::Partly) => {}
             Err(_) => self.close(index),
