@@ -140,8 +140,25 @@ pub const PG_READ_BUF_BYTES_MAX: usize = 2 * PG_MESSAGE_BYTES_MAX;
 pub const PG_WRITE_BUF_BYTES_INITIAL: usize = 16 * 1024;
 /// Connect + startup + authentication + statement preparation.
 pub const PG_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// The oldest in-flight request on a connection; past it the connection is
-/// presumed dead, closed, and everything on it fails "database unavailable".
+/// Session deadlines, sent as startup parameters so that every statement of
+/// every connection has them. A statement waiting this long for a row lock
+/// (`lock_timeout`) or running this long (`statement_timeout`) is stopped by
+/// the server and rolled back: its request is answered 503 "not carried
+/// out", and nothing it did is committed. In normal operation a lock wait
+/// is one other batch's commit (milliseconds); 2 s means something holds a
+/// row far longer than the API ever does.
+pub const PG_LOCK_TIMEOUT: Duration = Duration::from_secs(2);
+pub const PG_STATEMENT_TIMEOUT: Duration = Duration::from_secs(5);
+/// The request the server is working on (the front of a connection's
+/// pipeline) has been at it this long: the server's own timeouts should
+/// have stopped it, so the client sends a CancelRequest. The answer it then
+/// gets is still the server's (an error, rolled back), and the requests
+/// behind it on the connection carry on.
+pub const PG_CANCEL_AFTER: Duration = Duration::from_secs(6);
+/// The front request has had no answer this long, cancel included: the
+/// connection is presumed dead, closed, and every request on it fails
+/// "database unavailable" (an order among them may have committed: the
+/// client learns which by retrying with its idempotency key).
 pub const PG_REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 /// Reconnect backoff: first delay, cap, and jitter added on top (a fraction).
 pub const PG_RECONNECT_DELAY_MIN: Duration = Duration::from_millis(50);
@@ -183,6 +200,11 @@ const _: () = {
     assert!(PG_READ_BUF_BYTES_MAX >= 2 * PG_MESSAGE_BYTES_MAX);
     assert!(PG_RECONNECT_DELAY_MIN.as_nanos() <= PG_RECONNECT_DELAY_MAX.as_nanos());
     assert!(PG_REQUEST_TIMEOUT.as_nanos() > PG_CONNECT_TIMEOUT.as_nanos());
+    // The server's deadlines come first, the client's cancel next, closing
+    // the connection last.
+    assert!(PG_LOCK_TIMEOUT.as_nanos() <= PG_STATEMENT_TIMEOUT.as_nanos());
+    assert!(PG_STATEMENT_TIMEOUT.as_nanos() < PG_CANCEL_AFTER.as_nanos());
+    assert!(PG_CANCEL_AFTER.as_nanos() < PG_REQUEST_TIMEOUT.as_nanos());
     assert!(PG_RESOLVE_AGAIN_AFTER_FAILURES >= 1 && PG_RECONNECT_LOG_EVERY >= 1);
 };
 

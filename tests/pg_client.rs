@@ -19,6 +19,8 @@ const TYPES: usize = 4;
 const SUM_ARRAY: usize = 5;
 const NOISY: usize = 6;
 const SET_APP_NAME: usize = 7;
+const SLEEP_MS_WRITING: usize = 8;
+const DEADLINES: usize = 9;
 
 static STATEMENTS: &[Statement] = &[
     Statement {
@@ -27,6 +29,7 @@ static STATEMENTS: &[Statement] = &[
         param_types: &[oid::INT4, oid::TEXT],
         column_names: &[],
         column_types: &[oid::INT4, oid::TEXT],
+        writes: false,
     },
     Statement {
         name: "divide",
@@ -34,6 +37,7 @@ static STATEMENTS: &[Statement] = &[
         param_types: &[oid::INT4],
         column_names: &[],
         column_types: &[oid::INT4],
+        writes: false,
     },
     Statement {
         name: "insert_unique",
@@ -41,6 +45,7 @@ static STATEMENTS: &[Statement] = &[
         param_types: &[oid::INT4],
         column_names: &[],
         column_types: &[],
+        writes: true,
     },
     Statement {
         name: "sleep_ms",
@@ -48,6 +53,7 @@ static STATEMENTS: &[Statement] = &[
         param_types: &[oid::INT4],
         column_names: &[],
         column_types: &[oid::INT4],
+        writes: false,
     },
     Statement {
         name: "types",
@@ -63,6 +69,7 @@ static STATEMENTS: &[Statement] = &[
             oid::INT4,
             oid::INT2,
         ],
+        writes: false,
     },
     Statement {
         name: "sum_array",
@@ -71,6 +78,7 @@ static STATEMENTS: &[Statement] = &[
         param_types: &[oid::INT4_ARRAY, oid::UUID_ARRAY, oid::TEXT_ARRAY],
         column_names: &[],
         column_types: &[oid::INT8, oid::INT4, oid::TEXT],
+        writes: false,
     },
     Statement {
         name: "noisy",
@@ -78,6 +86,7 @@ static STATEMENTS: &[Statement] = &[
         param_types: &[oid::INT4],
         column_names: &[],
         column_types: &[oid::INT4],
+        writes: false,
     },
     Statement {
         name: "set_app_name",
@@ -85,6 +94,25 @@ static STATEMENTS: &[Statement] = &[
         param_types: &[oid::TEXT],
         column_names: &[],
         column_types: &[oid::TEXT],
+        writes: false,
+    },
+    // A stand-in for an order waiting on a row lock: declared as writing,
+    // so the pool routes it as one.
+    Statement {
+        name: "sleep_ms_writing",
+        sql: "SELECT $1 FROM pg_sleep($1 / 1000.0)",
+        param_types: &[oid::INT4],
+        column_names: &[],
+        column_types: &[oid::INT4],
+        writes: true,
+    },
+    Statement {
+        name: "deadlines",
+        sql: "SELECT current_setting('statement_timeout'), current_setting('lock_timeout')",
+        param_types: &[],
+        column_names: &[],
+        column_types: &[oid::TEXT, oid::TEXT],
+        writes: false,
     },
 ];
 
@@ -316,6 +344,7 @@ fn a_statement_that_does_not_match_the_schema_is_a_startup_error() {
         param_types: &[],
         column_names: &[],
         column_types: &[oid::INT8],
+        writes: false,
     }];
     let error = startup_error(WRONG);
     assert!(error.contains("statement wrong does not match"), "{error}");
@@ -335,6 +364,7 @@ fn a_statement_whose_column_names_differ_is_a_startup_error() {
         param_types: &[],
         column_names: &["unit_price", "total_price"],
         column_types: &[oid::INT4, oid::INT4],
+        writes: false,
     }];
     let error = startup_error(SWAPPED);
     assert!(
@@ -661,4 +691,141 @@ fn a_full_pool_refuses_at_once() {
     tags.sort();
     assert_eq!(tags, (0..7).collect::<Vec<_>>());
     assert_eq!(driver.echo(5).int4(), 5, "accepts again once drained");
+}
+
+fn text_columns(outcome: &Outcome) -> Vec<String> {
+    let Outcome::Rows(rows) = outcome else {
+        panic!("expected rows, got {outcome:?}")
+    };
+    rows[0]
+        .iter()
+        .map(|v| String::from_utf8(v.clone().unwrap()).unwrap())
+        .collect()
+}
+
+fn failed_code(outcome: &Outcome) -> &str {
+    match outcome {
+        Outcome::Failed { code, .. } => code,
+        other => panic!("expected an error, got {other:?}"),
+    }
+}
+
+#[test]
+fn every_session_starts_with_the_configured_deadlines() {
+    let cluster = PgCluster::start(Auth::Scram);
+    let mut driver = Driver::connected(
+        &cluster,
+        PoolConfig {
+            statement_timeout: Duration::from_millis(1234),
+            lock_timeout: Duration::from_millis(567),
+            ..config(2)
+        },
+    );
+    for tag in 0..4 {
+        driver.submit(tag, DEADLINES, &[]).unwrap();
+    }
+    for (_, outcome, _) in driver.collect(4, Duration::from_secs(10)) {
+        assert_eq!(text_columns(&outcome), ["1234ms", "567ms"]);
+    }
+    // The defaults are the ones in config.rs.
+    let mut driver = Driver::connected(&cluster, config(1));
+    driver.submit(0, DEADLINES, &[]).unwrap();
+    let (_, outcome, _) = driver.collect(1, Duration::from_secs(10)).remove(0);
+    let expected = [
+        format!("{}ms", flashsale::config::PG_STATEMENT_TIMEOUT.as_millis()),
+        format!("{}ms", flashsale::config::PG_LOCK_TIMEOUT.as_millis()),
+    ];
+    assert_eq!(
+        text_columns(&outcome),
+        expected.map(|e| e.replace("000ms", "s"))
+    );
+}
+
+#[test]
+fn the_server_stops_a_statement_at_its_deadline_and_the_session_carries_on() {
+    let cluster = PgCluster::start(Auth::Trust);
+    let mut driver = Driver::connected(
+        &cluster,
+        PoolConfig {
+            statement_timeout: Duration::from_millis(300),
+            ..config(1)
+        },
+    );
+    let sent = Instant::now();
+    driver.submit(0, SLEEP_MS, &[Param::Int4(5000)]).unwrap();
+    driver
+        .submit(1, ECHO, &[Param::Int4(7), Param::Text("x")])
+        .unwrap();
+    let replies = driver.collect(2, Duration::from_secs(10));
+    assert_eq!(failed_code(&replies[0].1), "57014", "query_canceled");
+    assert!(replies[0].2 - sent < Duration::from_secs(2));
+    assert_eq!(replies[1].1.int4(), 7);
+    let stats = driver.pool.stats();
+    assert_eq!((stats.reconnects, stats.cancels_sent), (0, 0));
+}
+
+#[test]
+fn a_request_the_server_keeps_working_on_is_cancelled_not_abandoned() {
+    // No server-side deadline: only the client's CancelRequest can stop the
+    // sleep. The session must survive it, and the request behind the
+    // cancelled one must run normally.
+    let cluster = PgCluster::start(Auth::Scram);
+    let mut driver = Driver::connected(
+        &cluster,
+        PoolConfig {
+            statement_timeout: Duration::ZERO,
+            cancel_after: Duration::from_millis(300),
+            request_timeout: Duration::from_secs(20),
+            ..config(1)
+        },
+    );
+    let sent = Instant::now();
+    driver.submit(0, SLEEP_MS, &[Param::Int4(10_000)]).unwrap();
+    driver
+        .submit(1, ECHO, &[Param::Int4(8), Param::Text("x")])
+        .unwrap();
+    let replies = driver.collect(2, Duration::from_secs(15));
+    assert_eq!(failed_code(&replies[0].1), "57014", "{replies:?}");
+    let took = replies[0].2 - sent;
+    assert!(
+        took >= Duration::from_millis(300) && took < Duration::from_secs(3),
+        "cancelled after {took:?}"
+    );
+    assert_eq!(replies[1].1.int4(), 8);
+    let stats = driver.pool.stats();
+    assert_eq!((stats.reconnects, stats.cancels_sent), (0, 1));
+    // The backend is free again, not still sleeping.
+    let busy = cluster.psql(
+        "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'flashsale' \
+         AND state = 'active'",
+    );
+    assert_eq!(busy, "0");
+}
+
+#[test]
+fn reads_never_queue_behind_writes_that_wait() {
+    let cluster = PgCluster::start(Auth::Trust);
+    let mut driver = Driver::connected(&cluster, config(3));
+    // Three slow writes: they may take two connections, never the third.
+    for tag in 0..3 {
+        driver
+            .submit(tag, SLEEP_MS_WRITING, &[Param::Int4(1500)])
+            .unwrap();
+    }
+    for tag in 10..20 {
+        driver
+            .submit(tag, ECHO, &[Param::Int4(tag as i32), Param::Text("x")])
+            .unwrap();
+    }
+    let replies = driver.collect(13, Duration::from_secs(15));
+    let first_write = replies
+        .iter()
+        .filter(|(tag, ..)| *tag < 3)
+        .map(|(.., at)| *at)
+        .min()
+        .unwrap();
+    for (tag, outcome, at) in replies.iter().filter(|(tag, ..)| *tag >= 10) {
+        assert_eq!(outcome.int4(), *tag as i32);
+        assert!(*at < first_write, "read {tag} waited for a write");
+    }
 }

@@ -44,6 +44,7 @@ static STATEMENTS: &[Statement] = &[Statement {
     param_types: &[oid::INT4, oid::UUID, oid::TEXT],
     column_names: &[],
     column_types: &[oid::INT4, oid::UUID, oid::TEXT, oid::TIMESTAMPTZ],
+    writes: false,
 }];
 
 /// Runs `rounds` rounds of `depth` pipelined requests, checking each answer

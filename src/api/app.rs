@@ -10,7 +10,7 @@ use crate::api::routes::{self, Command, Query};
 use crate::api::statements::STATEMENTS;
 use crate::api::{
     answer_of, health, refusal_for, Answer, Db, Handled, Host, Refusal, Request, RequestId,
-    DATABASE_ERROR, DATABASE_UNAVAILABLE, OVERLOADED,
+    DATABASE_ERROR, DATABASE_TIMED_OUT, DATABASE_UNAVAILABLE, OVERLOADED,
 };
 use crate::config::{ANSWER_BODY_BYTES_INITIAL, CUSTOMER_ID_BYTES_MAX, HTTP_CONNECTIONS_MAX};
 use crate::pg::{Pool, Reply, Statement};
@@ -149,6 +149,7 @@ impl QueryTable {
         let rendered = match reply {
             Reply::Rows(rows) => waiting.query.answer(rows, body),
             Reply::Unavailable => Err(DATABASE_UNAVAILABLE),
+            Reply::Failed(error) if error.is_timeout() => Err(DATABASE_TIMED_OUT),
             Reply::Failed(error) => {
                 eprintln!(
                     "database error for {:?}: {} ({} {})",

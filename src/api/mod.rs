@@ -115,6 +115,22 @@ pub const PRODUCT_NOT_FOUND: Refusal = refuse(404, "product not found");
 pub const ORDER_NOT_FOUND: Refusal = refuse(404, "order not found");
 pub const DATABASE_UNAVAILABLE: Refusal = refuse(503, "database unavailable");
 pub const DATABASE_ERROR: Refusal = refuse(503, "database error");
+/// The server stopped the statement at its deadline (a held row lock, a
+/// stalled database) and rolled it back: nothing was done.
+pub const DATABASE_TIMED_OUT: Refusal = refuse(
+    503,
+    "database busy: the request timed out and was not carried out, retry",
+);
+pub const ORDER_TIMED_OUT: Refusal = refuse(
+    503,
+    "database busy: the order timed out and was not placed, retry",
+);
+/// The connection was lost with the order sent: it may have committed. The
+/// idempotency key is how the client finds out, and retrying is safe.
+pub const ORDER_OUTCOME_UNKNOWN: Refusal = refuse(
+    503,
+    "database unavailable: the order may have been placed, retry with the same idempotency_key",
+);
 pub const OVERLOADED: Refusal = refuse(503, "server overloaded, retry later");
 pub const SHUTTING_DOWN: Refusal = refuse(503, "server shutting down, retry");
 

@@ -25,6 +25,7 @@ pub const GET_PRODUCT: Statement = Statement {
     param_types: &[oid::INT4],
     column_names: ProductRow::COLUMN_NAMES,
     column_types: ProductRow::COLUMN_TYPES,
+    writes: false,
 };
 const GET_PRODUCT_ID: StatementId = id_of(&GET_PRODUCT);
 

@@ -149,11 +149,38 @@ pub fn auth_request(body: &[u8]) -> Result<AuthRequest<'_>, ProtocolError> {
     })
 }
 
+/// What identifies a session to a CancelRequest (BackendKeyData).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BackendKey {
+    pub process_id: i32,
+    pub secret_key: i32,
+}
+
+/// A BackendKeyData body: the backend's process id and secret key.
+pub fn backend_key(body: &[u8]) -> Result<BackendKey, ProtocolError> {
+    let mut r = Reader { bytes: body };
+    let key = BackendKey {
+        process_id: r.i32()?,
+        secret_key: r.i32()?,
+    };
+    if !r.bytes.is_empty() {
+        // Protocol 3.2 allows longer keys; we speak 3.0, which has 4 bytes.
+        return Err(ProtocolError::new("BackendKeyData of an unexpected length"));
+    }
+    Ok(key)
+}
+
 /// Whether an AuthenticationSASL mechanism list includes plain SCRAM-SHA-256
 /// (we have no TLS, so never the channel-bound `-PLUS` variant).
 pub fn sasl_offers_scram_sha_256(mechanisms: &[u8]) -> bool {
     mechanisms.split(|&b| b == 0).any(|m| m == b"SCRAM-SHA-256")
 }
+
+/// SQLSTATE of a statement cancelled by `statement_timeout` or a
+/// CancelRequest.
+pub const QUERY_CANCELED: &str = "57014";
+/// SQLSTATE of a lock wait that ran past `lock_timeout` (or NOWAIT).
+pub const LOCK_NOT_AVAILABLE: &str = "55P03";
 
 /// The fields of an ErrorResponse or NoticeResponse we act on, borrowed from
 /// the message.
@@ -200,6 +227,13 @@ impl<'a> DbError<'a> {
     /// FATAL and PANIC end the session: the server closes the socket next.
     pub fn ends_session(&self) -> bool {
         matches!(self.severity, "FATAL" | "PANIC")
+    }
+
+    /// The server stopped the statement at a deadline (`statement_timeout`,
+    /// `lock_timeout`) or on a CancelRequest: it rolled back, nothing of it
+    /// was committed, and running it again later may well succeed.
+    pub fn is_timeout(&self) -> bool {
+        matches!(self.code, QUERY_CANCELED | LOCK_NOT_AVAILABLE)
     }
 }
 
@@ -422,6 +456,17 @@ mod tests {
         assert!(fatal.ends_session(), "falls back to the localized severity");
         assert!(DbError::parse(b"Mno terminator").is_err());
         assert!(DbError::parse(b"Mno end\0").is_err());
+    }
+
+    #[test]
+    fn decodes_backend_key_data() {
+        let mut body = 4242i32.to_be_bytes().to_vec();
+        body.extend((-7i32).to_be_bytes());
+        let key = backend_key(&body).unwrap();
+        assert_eq!((key.process_id, key.secret_key), (4242, -7));
+        assert!(backend_key(&body[..7]).is_err());
+        body.push(0);
+        assert!(backend_key(&body).is_err());
     }
 
     #[test]

@@ -17,7 +17,7 @@ use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::{Buf, BytesMut};
 use mio::event::Source;
@@ -30,7 +30,7 @@ use postgres_protocol::IsNull;
 
 use crate::config::{PG_READ_BUF_BYTES_INITIAL, PG_READ_BUF_BYTES_MAX, PG_WRITE_BUF_BYTES_INITIAL};
 use crate::nonblocking::{self, Received};
-use crate::pg::backend::{self, tag, AuthRequest, DbError, ProtocolError};
+use crate::pg::backend::{self, tag, AuthRequest, BackendKey, DbError, ProtocolError};
 use crate::pg::reply::{Reply, Rows};
 use crate::pg::types::{Param, Statement, StatementId};
 use crate::pg::url::ConnectConfig;
@@ -45,13 +45,21 @@ pub(crate) enum Target<'a> {
     Unix(&'a Path),
 }
 
-enum Socket {
+pub(crate) enum Socket {
     Tcp(TcpStream),
     Unix(UnixStream),
 }
 
 impl Socket {
-    fn source(&mut self) -> &mut dyn Source {
+    /// Starts a non-blocking connect.
+    pub(crate) fn connect(target: Target<'_>) -> io::Result<Socket> {
+        Ok(match target {
+            Target::Tcp(addr) => Socket::Tcp(TcpStream::connect(addr)?),
+            Target::Unix(path) => Socket::Unix(UnixStream::connect(path)?),
+        })
+    }
+
+    pub(crate) fn source(&mut self) -> &mut dyn Source {
         match self {
             Socket::Tcp(s) => s,
             Socket::Unix(s) => s,
@@ -60,7 +68,7 @@ impl Socket {
 
     /// `Ok(true)` once a non-blocking connect has completed (mio's recipe:
     /// check `take_error`, then whether the peer address is known).
-    fn is_connected(&mut self) -> io::Result<bool> {
+    pub(crate) fn is_connected(&mut self) -> io::Result<bool> {
         let (error, peer) = match self {
             Socket::Tcp(s) => (s.take_error()?, s.peer_addr().map(|_| ())),
             Socket::Unix(s) => (s.take_error()?, s.peer_addr().map(|_| ())),
@@ -117,7 +125,17 @@ enum Phase {
 pub(crate) struct Pending {
     pub tag: u64,
     pub statement: StatementId,
-    pub sent_at: Instant,
+    /// Its statement writes or locks rows (`Statement::writes`).
+    pub writes: bool,
+}
+
+/// The session settings every connection starts with.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SessionDeadlines {
+    /// `statement_timeout`; zero leaves the server's setting.
+    pub statement_timeout: Duration,
+    /// `lock_timeout`; zero leaves the server's setting.
+    pub lock_timeout: Duration,
 }
 
 /// Why a connection had to be closed; the pool logs it and fails whatever
@@ -143,6 +161,7 @@ impl From<io::Error> for ConnectionError {
 pub(crate) struct Context<'a> {
     pub config: &'a ConnectConfig,
     pub statements: &'a [Statement],
+    pub now: Instant,
 }
 
 pub(crate) struct Connection {
@@ -158,6 +177,16 @@ pub(crate) struct Connection {
     answer_error_at: Option<usize>,
     write_buf: BytesMut,
     pending: VecDeque<Pending>,
+    /// Requests in `pending` whose statement writes or locks rows.
+    writes_in_flight: usize,
+    /// Since when the server has been working on the front of `pending`:
+    /// when it was sent to an idle connection, or when the answer before
+    /// it arrived. Pipelined requests wait their turn, so their own send
+    /// time says nothing about how long the server has spent on them.
+    front_since: Instant,
+    /// A CancelRequest went out for the current front request.
+    front_cancelled: bool,
+    backend_key: Option<BackendKey>,
     pub opened_at: Instant,
 }
 
@@ -169,12 +198,10 @@ impl Connection {
         registry: &Registry,
         token: Token,
         pipeline_depth_max: usize,
+        deadlines: SessionDeadlines,
         now: Instant,
     ) -> io::Result<Connection> {
-        let mut socket = match target {
-            Target::Tcp(addr) => Socket::Tcp(TcpStream::connect(addr)?),
-            Target::Unix(path) => Socket::Unix(UnixStream::connect(path)?),
-        };
+        let mut socket = Socket::connect(target)?;
         // Edge-triggered: both interests stay registered for the connection's
         // life, and a WRITABLE edge only fires after a full send buffer drains.
         registry.register(
@@ -183,12 +210,23 @@ impl Connection {
             Interest::READABLE | Interest::WRITABLE,
         )?;
         let mut write_buf = BytesMut::with_capacity(PG_WRITE_BUF_BYTES_INITIAL);
-        let params = [
+        // Any run-time parameter may ride in the startup message; the
+        // deadlines are set this way so no statement of the session, the
+        // preparation included, ever runs without them.
+        let statement_timeout = deadlines.statement_timeout.as_millis().to_string();
+        let lock_timeout = deadlines.lock_timeout.as_millis().to_string();
+        let mut params = vec![
             ("user", config.user.as_str()),
             ("database", config.database.as_str()),
             ("application_name", config.application_name.as_str()),
             ("client_encoding", "UTF8"),
         ];
+        if !deadlines.statement_timeout.is_zero() {
+            params.push(("statement_timeout", &statement_timeout));
+        }
+        if !deadlines.lock_timeout.is_zero() {
+            params.push(("lock_timeout", &lock_timeout));
+        }
         frontend::startup_message(params, &mut write_buf)?;
         Ok(Connection {
             socket,
@@ -200,6 +238,10 @@ impl Connection {
             answer_error_at: None,
             write_buf,
             pending: VecDeque::with_capacity(pipeline_depth_max),
+            writes_in_flight: 0,
+            front_since: now,
+            front_cancelled: false,
+            backend_key: None,
             opened_at: now,
         })
     }
@@ -212,9 +254,27 @@ impl Connection {
         self.pending.len()
     }
 
-    /// When the oldest unanswered request was written.
-    pub fn oldest_sent_at(&self) -> Option<Instant> {
-        self.pending.front().map(|p| p.sent_at)
+    /// Whether a request that writes or locks rows is in flight.
+    pub fn carries_writes(&self) -> bool {
+        self.writes_in_flight > 0
+    }
+
+    /// Since when the server has been working on the oldest unanswered
+    /// request, if any.
+    pub fn front_since(&self) -> Option<Instant> {
+        (!self.pending.is_empty()).then_some(self.front_since)
+    }
+
+    /// Whether a CancelRequest went out for the oldest unanswered request.
+    pub fn front_cancelled(&self) -> bool {
+        self.front_cancelled
+    }
+
+    /// The key a CancelRequest for this session needs, once the server
+    /// sent it (during startup), and marks the front request cancelled.
+    pub fn cancel_front(&mut self) -> Option<BackendKey> {
+        self.front_cancelled = true;
+        self.backend_key
     }
 
     pub fn has_unsent_bytes(&self) -> bool {
@@ -232,27 +292,40 @@ impl Connection {
     ) {
         debug_assert!(self.is_ready());
         encode_request(&mut self.write_buf, statement, params);
-        self.pending.push_back(Pending {
-            tag,
-            statement: id,
-            sent_at: now,
-        });
+        self.push_pending(tag, id, statement.writes, now);
     }
 
     /// Appends a request that was encoded earlier (it waited in the pool's
     /// queue): `bytes` is exactly its Bind, Execute and Sync.
-    pub fn push_encoded(&mut self, tag: u64, statement: StatementId, bytes: &[u8], now: Instant) {
+    pub fn push_encoded(
+        &mut self,
+        tag: u64,
+        statement: StatementId,
+        writes: bool,
+        bytes: &[u8],
+        now: Instant,
+    ) {
         debug_assert!(self.is_ready());
         self.write_buf.extend_from_slice(bytes);
+        self.push_pending(tag, statement, writes, now);
+    }
+
+    fn push_pending(&mut self, tag: u64, statement: StatementId, writes: bool, now: Instant) {
+        if self.pending.is_empty() {
+            self.front_since = now;
+            self.front_cancelled = false;
+        }
+        self.writes_in_flight += usize::from(writes);
         self.pending.push_back(Pending {
             tag,
             statement,
-            sent_at: now,
+            writes,
         });
     }
 
     /// Takes every unanswered request off the connection (it is being closed).
     pub fn drain_pending(&mut self) -> impl Iterator<Item = Pending> + '_ {
+        self.writes_in_flight = 0;
         self.pending.drain(..)
     }
 
@@ -431,7 +504,7 @@ impl Connection {
             | tag::EMPTY_QUERY_RESPONSE
             | tag::NO_DATA
             | tag::PORTAL_SUSPENDED => {}
-            tag::READY_FOR_QUERY => return self.finish_answer(start, on_reply),
+            tag::READY_FOR_QUERY => return self.finish_answer(start, ctx.now, on_reply),
             other => {
                 return Err(ProtocolError::new(format!(
                     "unexpected message {:?} in an answer",
@@ -453,12 +526,16 @@ impl Connection {
     fn finish_answer(
         &mut self,
         start: usize,
+        now: Instant,
         on_reply: &mut dyn FnMut(u64, Reply<'_>),
     ) -> Result<(), ConnectionError> {
         let pending = self
             .pending
             .pop_front()
             .ok_or_else(|| ProtocolError::new("ReadyForQuery with no request"))?;
+        self.writes_in_flight -= usize::from(pending.writes);
+        self.front_since = now;
+        self.front_cancelled = false;
         let answer = &self.read_buf[self.read_head..start];
         let reply = match self.answer_error_at {
             Some(at) => {
@@ -482,7 +559,11 @@ impl Connection {
     ) -> Result<(), ConnectionError> {
         let body = &self.read_buf[body];
         match tag {
-            tag::NOTICE_RESPONSE | tag::PARAMETER_STATUS | tag::BACKEND_KEY_DATA => return Ok(()),
+            tag::NOTICE_RESPONSE | tag::PARAMETER_STATUS => return Ok(()),
+            tag::BACKEND_KEY_DATA => {
+                self.backend_key = Some(backend::backend_key(body)?);
+                return Ok(());
+            }
             tag::ERROR_RESPONSE => return Err(startup_error(body, &self.phase, ctx)),
             _ => {}
         }

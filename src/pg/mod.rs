@@ -14,6 +14,7 @@
 //! and hands each one to the caller's callback with the request's tag.
 
 pub mod backend;
+mod cancel;
 pub mod columns;
 mod connection;
 pub mod pool;

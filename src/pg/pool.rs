@@ -7,8 +7,20 @@
 //! sent during `submit`: everything queued in one loop turn leaves in one
 //! write per connection when the loop calls `flush`.
 //!
-//! A connection that fails (socket error, FATAL error, malformed data, a
-//! request older than `request_timeout`) is closed; its unanswered requests
+//! Statements that write or lock rows (`Statement::writes`) never take the
+//! last connection that has none in flight, and reads go to such a
+//! connection first: a read does not queue behind an order waiting for a
+//! row lock.
+//!
+//! Deadlines, from first to last: every session starts with
+//! `statement_timeout` and `lock_timeout`, so the server itself stops a
+//! slow statement and rolls it back (its request gets the error); if the
+//! server has still not answered the request it is working on after
+//! `cancel_after`, the pool sends a CancelRequest for the session; after
+//! `request_timeout` the connection is presumed dead.
+//!
+//! A connection that fails (socket error, FATAL error, malformed data, no
+//! answer within `request_timeout`) is closed; its unanswered requests
 //! get `Reply::Unavailable` and it reconnects after a capped exponential
 //! backoff with jitter. The pool never gives up and never blocks the loop,
 //! with one exception documented on `resolve`.
@@ -22,7 +34,8 @@ use mio::event::Event;
 use mio::{Registry, Token};
 
 use crate::config;
-use crate::pg::connection::{encode_request, Connection, Context, Target};
+use crate::pg::cancel::{CancelProgress, CancelRequest};
+use crate::pg::connection::{encode_request, Connection, Context, SessionDeadlines, Target};
 use crate::pg::reply::{Refused, Reply};
 use crate::pg::types::{Param, Statement, StatementId};
 use crate::pg::url::{ConnectConfig, Endpoint};
@@ -34,6 +47,12 @@ pub struct PoolConfig {
     pub pipeline_depth_max: usize,
     pub wait_queue_max: usize,
     pub connect_timeout: Duration,
+    /// Session settings; zero leaves the server's own.
+    pub statement_timeout: Duration,
+    pub lock_timeout: Duration,
+    /// The server has worked this long on a request: cancel it.
+    pub cancel_after: Duration,
+    /// ... and this long: the connection is presumed dead.
     pub request_timeout: Duration,
     pub reconnect_delay_min: Duration,
     pub reconnect_delay_max: Duration,
@@ -46,6 +65,9 @@ impl Default for PoolConfig {
             pipeline_depth_max: config::PG_PIPELINE_DEPTH_MAX,
             wait_queue_max: config::PG_WAIT_QUEUE_MAX,
             connect_timeout: config::PG_CONNECT_TIMEOUT,
+            statement_timeout: config::PG_STATEMENT_TIMEOUT,
+            lock_timeout: config::PG_LOCK_TIMEOUT,
+            cancel_after: config::PG_CANCEL_AFTER,
             request_timeout: config::PG_REQUEST_TIMEOUT,
             reconnect_delay_min: config::PG_RECONNECT_DELAY_MIN,
             reconnect_delay_max: config::PG_RECONNECT_DELAY_MAX,
@@ -56,6 +78,10 @@ impl Default for PoolConfig {
 /// Connection slot: a live connection, or the time of the next attempt.
 struct Slot {
     connection: Option<Connection>,
+    /// Where the connection went, so a CancelRequest reaches the same server.
+    address: Option<ResolvedTarget>,
+    /// A CancelRequest on its way (mio token: the slot's, plus the pool size).
+    cancel: Option<CancelRequest>,
     retry_at: Instant,
     consecutive_failures: u32,
 }
@@ -65,6 +91,7 @@ struct Slot {
 struct Waiting {
     tag: u64,
     statement: StatementId,
+    writes: bool,
     len: usize,
 }
 
@@ -75,6 +102,7 @@ pub struct PoolStats {
     pub in_flight: usize,
     pub waiting: usize,
     pub reconnects: u64,
+    pub cancels_sent: u64,
 }
 
 pub struct Pool {
@@ -88,6 +116,7 @@ pub struct Pool {
     resolved: Option<SocketAddr>,
     last_error: Option<String>,
     reconnects: u64,
+    cancels_sent: u64,
 }
 
 impl Pool {
@@ -105,6 +134,8 @@ impl Pool {
         let slots = (0..config.size)
             .map(|_| Slot {
                 connection: None,
+                address: None,
+                cancel: None,
                 retry_at: now,
                 consecutive_failures: 0,
             })
@@ -119,12 +150,15 @@ impl Pool {
             resolved: None,
             last_error: None,
             reconnects: 0,
+            cancels_sent: 0,
             config,
         }
     }
 
+    /// Whether `token` is one of the pool's: a connection's, or its
+    /// CancelRequest's (`token_base .. token_base + 2 × size`).
     pub fn owns(&self, token: Token) -> bool {
-        (self.token_base..self.token_base + self.slots.len()).contains(&token.0)
+        (self.token_base..self.token_base + 2 * self.slots.len()).contains(&token.0)
     }
 
     /// Begins connecting every slot.
@@ -151,6 +185,7 @@ impl Pool {
             in_flight: live.map(Connection::in_flight).sum(),
             waiting: self.waiting.len(),
             reconnects: self.reconnects,
+            cancels_sent: self.cancels_sent,
         }
     }
 
@@ -176,7 +211,7 @@ impl Pool {
             "parameter types of {}",
             spec.name
         );
-        let Some(index) = self.least_loaded_ready() else {
+        let Some(index) = self.pick(spec.writes) else {
             return Err(Refused::Unavailable);
         };
         let connection = self.slots[index]
@@ -196,6 +231,7 @@ impl Pool {
         self.waiting.push_back(Waiting {
             tag,
             statement,
+            writes: spec.writes,
             len,
         });
         Ok(())
@@ -210,6 +246,9 @@ impl Pool {
         on_reply: &mut dyn FnMut(u64, Reply<'_>),
     ) {
         let index = event.token().0 - self.token_base;
+        if index >= self.slots.len() {
+            return self.on_cancel_event(index - self.slots.len(), registry);
+        }
         let readable = event.is_readable() || event.is_read_closed() || event.is_error();
         let Some(connection) = self.slots[index].connection.as_mut() else {
             return; // a stale event for a connection closed earlier this turn
@@ -218,6 +257,7 @@ impl Pool {
         let ctx = Context {
             config: &self.connect,
             statements: self.statements,
+            now,
         };
         let result = connection.on_event(readable, event.is_writable(), &ctx, on_reply);
         if let Err(e) = result {
@@ -259,9 +299,10 @@ impl Pool {
         }
     }
 
-    /// Timers: reconnects that are due, connects and requests that took too
-    /// long. Call it whenever `next_deadline` passes (and harmlessly more).
-    /// It writes nothing: requests queued meanwhile leave with `flush`.
+    /// Timers: reconnects that are due, connects that took too long,
+    /// requests to cancel, connections that stopped answering. Call it
+    /// whenever `next_deadline` passes (and harmlessly more). It writes
+    /// nothing to the sessions: requests queued meanwhile leave with `flush`.
     pub fn tick(
         &mut self,
         registry: &Registry,
@@ -269,6 +310,7 @@ impl Pool {
         on_reply: &mut dyn FnMut(u64, Reply<'_>),
     ) {
         for index in 0..self.slots.len() {
+            self.drop_stale_cancel(index, registry, now);
             let slot = &self.slots[index];
             match &slot.connection {
                 None if slot.retry_at <= now => self.open(index, registry, now, on_reply),
@@ -283,7 +325,7 @@ impl Pool {
                     )
                 }
                 Some(c)
-                    if c.oldest_sent_at()
+                    if c.front_since()
                         .is_some_and(|t| now >= t + self.config.request_timeout) =>
                 {
                     self.fail(
@@ -293,6 +335,13 @@ impl Pool {
                         "a request got no answer in time",
                         on_reply,
                     )
+                }
+                Some(c)
+                    if !c.front_cancelled()
+                        && c.front_since()
+                            .is_some_and(|t| now >= t + self.config.cancel_after) =>
+                {
+                    self.cancel_front(index, registry, now)
                 }
                 Some(_) => {}
             }
@@ -306,8 +355,18 @@ impl Pool {
             .filter_map(|slot| match &slot.connection {
                 None => Some(slot.retry_at),
                 Some(c) if !c.is_ready() => Some(c.opened_at + self.config.connect_timeout),
-                Some(c) => c.oldest_sent_at().map(|t| t + self.config.request_timeout),
+                Some(c) => c.front_since().map(|t| {
+                    t + if c.front_cancelled() {
+                        self.config.request_timeout
+                    } else {
+                        self.config.cancel_after
+                    }
+                }),
             })
+            .chain(self.slots.iter().filter_map(|slot| {
+                let cancel = slot.cancel.as_ref()?;
+                Some(cancel.started_at + self.config.connect_timeout)
+            }))
             .min()
     }
 
@@ -315,6 +374,9 @@ impl Pool {
     /// requests still pending get `Unavailable`.
     pub fn shutdown(&mut self, registry: &Registry, on_reply: &mut dyn FnMut(u64, Reply<'_>)) {
         for slot in &mut self.slots {
+            if let Some(mut cancel) = slot.cancel.take() {
+                cancel.deregister(registry);
+            }
             if let Some(mut connection) = slot.connection.take() {
                 connection.terminate();
                 let _ = connection.flush();
@@ -327,24 +389,37 @@ impl Pool {
         self.fail_waiting(on_reply);
     }
 
-    fn least_loaded_ready(&self) -> Option<usize> {
-        self.slots
-            .iter()
-            .enumerate()
-            .filter_map(|(i, s)| {
-                s.connection
-                    .as_ref()
-                    .filter(|c| c.is_ready())
-                    .map(|c| (c.in_flight(), i))
+    /// The ready connection a request goes to. A read: the least loaded of
+    /// those with no write in flight, else the least loaded. A write: the
+    /// least loaded, except the last ready connection with no write in
+    /// flight while another is ready, which stays for reads.
+    fn pick(&self, writes: bool) -> Option<usize> {
+        let ready = || {
+            self.slots.iter().enumerate().filter_map(|(i, s)| {
+                let c = s.connection.as_ref().filter(|c| c.is_ready())?;
+                Some((i, c.carries_writes(), c.in_flight()))
             })
-            .min()
-            .map(|(_, i)| i)
+        };
+        if !writes {
+            return ready()
+                .min_by_key(|&(_, carries_writes, load)| (carries_writes, load))
+                .map(|(i, ..)| i);
+        }
+        let write_free = ready().filter(|&(_, carries_writes, _)| !carries_writes);
+        let keep_for_reads = match (write_free.clone().count(), ready().count()) {
+            (1, ready) if ready >= 2 => write_free.map(|(i, ..)| i).next(),
+            _ => None,
+        };
+        ready()
+            .filter(|&(i, ..)| Some(i) != keep_for_reads)
+            .min_by_key(|&(.., load)| load)
+            .map(|(i, ..)| i)
     }
 
     /// Moves waiting requests into pipelines that have room, oldest first.
     fn move_waiting(&mut self, now: Instant) {
         while let Some(front) = self.waiting.front() {
-            let Some(index) = self.least_loaded_ready() else {
+            let Some(index) = self.pick(front.writes) else {
                 return;
             };
             let connection = self.slots[index]
@@ -357,6 +432,7 @@ impl Pool {
             connection.push_encoded(
                 front.tag,
                 front.statement,
+                front.writes,
                 &self.waiting_bytes[..front.len],
                 now,
             );
@@ -373,32 +449,97 @@ impl Pool {
         on_reply: &mut dyn FnMut(u64, Reply<'_>),
     ) {
         let token = Token(self.token_base + index);
-        let opened = match self.resolve(index) {
-            Ok(target) => {
-                let target = match &target {
-                    ResolvedTarget::Tcp(addr) => Target::Tcp(*addr),
-                    ResolvedTarget::Unix => match &self.connect.endpoint {
-                        Endpoint::Unix(path) => Target::Unix(path),
-                        Endpoint::Tcp { .. } => {
-                            unreachable!("resolve returns Unix only for Unix endpoints")
-                        }
-                    },
-                };
-                Connection::open(
-                    target,
-                    &self.connect,
-                    registry,
-                    token,
-                    self.config.pipeline_depth_max,
-                    now,
-                )
-                .map_err(|e| format!("cannot connect: {e}"))
-            }
-            Err(e) => Err(e),
+        let deadlines = SessionDeadlines {
+            statement_timeout: self.config.statement_timeout,
+            lock_timeout: self.config.lock_timeout,
         };
+        let opened = self.resolve(index).and_then(|address| {
+            let connection = Connection::open(
+                self.target(address),
+                &self.connect,
+                registry,
+                token,
+                self.config.pipeline_depth_max,
+                deadlines,
+                now,
+            )
+            .map_err(|e| format!("cannot connect: {e}"))?;
+            Ok((connection, address))
+        });
         match opened {
-            Ok(connection) => self.slots[index].connection = Some(connection),
+            Ok((connection, address)) => {
+                let slot = &mut self.slots[index];
+                slot.connection = Some(connection);
+                slot.address = Some(address);
+            }
             Err(e) => self.fail(index, registry, now, &e, on_reply),
+        }
+    }
+
+    fn target(&self, address: ResolvedTarget) -> Target<'_> {
+        match (address, &self.connect.endpoint) {
+            (ResolvedTarget::Tcp(addr), _) => Target::Tcp(addr),
+            (ResolvedTarget::Unix, Endpoint::Unix(path)) => Target::Unix(path),
+            (ResolvedTarget::Unix, Endpoint::Tcp { .. }) => {
+                unreachable!("resolve returns Unix only for Unix endpoints")
+            }
+        }
+    }
+
+    /// Sends a CancelRequest for the request the server is working on in
+    /// slot `index`'s session. Its answer (an error, rolled back) still
+    /// arrives on the session; if the request cannot go out, the session is
+    /// left to `request_timeout`.
+    #[cold]
+    fn cancel_front(&mut self, index: usize, registry: &Registry, now: Instant) {
+        let token = Token(self.token_base + self.slots.len() + index);
+        let slot = &mut self.slots[index];
+        let (Some(connection), Some(address)) = (slot.connection.as_mut(), slot.address) else {
+            return;
+        };
+        let Some(key) = connection.cancel_front() else {
+            eprintln!("pg[{index}]: a request is late and the server sent no cancel key");
+            return;
+        };
+        if let Some(mut earlier) = self.slots[index].cancel.take() {
+            earlier.deregister(registry);
+        }
+        match CancelRequest::start(self.target(address), key, registry, token, now) {
+            Ok(cancel) => {
+                eprintln!(
+                    "pg[{index}]: the server has worked on a request for {} ms: cancelling it",
+                    self.config.cancel_after.as_millis()
+                );
+                self.slots[index].cancel = Some(cancel);
+            }
+            Err(e) => eprintln!("pg[{index}]: cannot send a CancelRequest: {e}"),
+        }
+    }
+
+    fn on_cancel_event(&mut self, index: usize, registry: &Registry) {
+        let Some(cancel) = self.slots[index].cancel.as_mut() else {
+            return;
+        };
+        match cancel.on_event() {
+            Ok(CancelProgress::Waiting) => return,
+            Ok(CancelProgress::Sent) => self.cancels_sent += 1,
+            Err(e) => eprintln!("pg[{index}]: the CancelRequest failed: {e}"),
+        }
+        cancel.deregister(registry);
+        self.slots[index].cancel = None;
+    }
+
+    /// A CancelRequest still connecting after `connect_timeout` is given up.
+    fn drop_stale_cancel(&mut self, index: usize, registry: &Registry, now: Instant) {
+        let slot = &mut self.slots[index];
+        if let Some(cancel) = slot
+            .cancel
+            .as_mut()
+            .filter(|c| now >= c.started_at + self.config.connect_timeout)
+        {
+            eprintln!("pg[{index}]: the CancelRequest could not connect in time");
+            cancel.deregister(registry);
+            slot.cancel = None;
         }
     }
 
@@ -484,6 +625,7 @@ impl Pool {
     }
 }
 
+#[derive(Debug, Clone, Copy)]
 enum ResolvedTarget {
     Tcp(SocketAddr),
     Unix,

@@ -48,6 +48,10 @@ pub struct Statement {
     /// Result column names, in order, checked like the types; empty leaves
     /// the names unchecked.
     pub column_names: &'static [&'static str],
+    /// The statement writes or takes row locks, so it may wait for another
+    /// transaction. The pool keeps one connection free of such statements
+    /// so that reads never queue behind a lock wait.
+    pub writes: bool,
 }
 
 /// Index of a statement in the table the pool was created with.

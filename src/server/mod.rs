@@ -32,7 +32,8 @@ use clients::Clients;
 const LISTENER: Token = Token(0);
 const POOL_TOKEN_BASE: usize = 1;
 const CLIENT_TOKEN_BASE: usize = 1024;
-const _: () = assert!(POOL_TOKEN_BASE + config::PG_POOL_SIZE_MAX <= CLIENT_TOKEN_BASE);
+// The pool takes two tokens a connection: its session and its CancelRequest.
+const _: () = assert!(POOL_TOKEN_BASE + 2 * config::PG_POOL_SIZE_MAX <= CLIENT_TOKEN_BASE);
 
 pub struct Server {
     poll: Poll,

@@ -30,6 +30,7 @@ static STATEMENTS: &[Statement] = &[
         param_types: &[oid::INT4, oid::UUID, oid::TEXT],
         column_names: &[],
         column_types: &[oid::INT4, oid::UUID, oid::TEXT],
+        writes: false,
     },
     Statement {
         name: "bench_write",
@@ -37,6 +38,7 @@ static STATEMENTS: &[Statement] = &[
         param_types: &[oid::INT4, oid::TEXT],
         column_names: &[],
         column_types: &[],
+        writes: false,
     },
 ];
 

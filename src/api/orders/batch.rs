@@ -34,7 +34,7 @@ use crate::api::statements::id_of;
 use crate::api::validate::ProductRef;
 use crate::api::{
     answer_of, malformed, refusal_for, Host, Refusal, RequestId, DATABASE_ERROR,
-    DATABASE_UNAVAILABLE, OVERLOADED, SHUTTING_DOWN,
+    ORDER_OUTCOME_UNKNOWN, ORDER_TIMED_OUT, OVERLOADED, SHUTTING_DOWN,
 };
 use crate::config::{
     ORDER_BATCHES_IN_FLIGHT_MAX, ORDER_BATCHES_MAX, PG_ORDER_BATCH_MAX, SOLD_OUT_HINTS,
@@ -57,6 +57,7 @@ pub const PLACE_ORDERS: Statement = Statement {
     ],
     column_names: &BATCH_NAMES,
     column_types: &BATCH_TYPES,
+    writes: true,
 };
 const PLACE_ORDERS_ID: StatementId = id_of(&PLACE_ORDERS);
 const PLACE_ORDER_ID: StatementId = id_of(&PLACE_ORDER);
@@ -472,6 +473,12 @@ impl Batcher {
                     batch.answer_rows(rows, hints, body, host);
                     batch.clear();
                 }
+                Reply::Failed(error) if error.is_timeout() => {
+                    // Each order alone would wait out the same deadline in
+                    // turn: refuse them all now (nothing was committed).
+                    batch.refuse_rest(ORDER_TIMED_OUT, host);
+                    batch.clear();
+                }
                 Reply::Failed(error) => {
                     eprintln!(
                         "order batch of {} failed ({} {}: {}); retrying its orders one by one",
@@ -483,7 +490,7 @@ impl Batcher {
                     batch.state = State::Failed;
                 }
                 Reply::Unavailable => {
-                    batch.refuse_rest(DATABASE_UNAVAILABLE, host);
+                    batch.refuse_rest(ORDER_OUTCOME_UNKNOWN, host);
                     batch.clear();
                 }
             },
@@ -526,11 +533,12 @@ fn answer_one(reply: Reply<'_>, body: &mut Vec<u8>) -> Result<u16, Refusal> {
             Some(row) => place::answer(&mut row.columns(), body),
             None => Err(malformed(Malformed)),
         },
+        Reply::Failed(error) if error.is_timeout() => Err(ORDER_TIMED_OUT),
         Reply::Failed(error) => {
             log_failed_order(&error);
             Err(DATABASE_ERROR)
         }
-        Reply::Unavailable => Err(DATABASE_UNAVAILABLE),
+        Reply::Unavailable => Err(ORDER_OUTCOME_UNKNOWN),
     }
 }
 

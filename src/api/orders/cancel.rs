@@ -28,6 +28,7 @@ pub const CANCEL_ORDER: Statement = Statement {
     param_types: &[oid::UUID, oid::INT4],
     column_names: CancelRow::COLUMN_NAMES,
     column_types: CancelRow::COLUMN_TYPES,
+    writes: true,
 };
 const CANCEL_ORDER_ID: StatementId = id_of(&CANCEL_ORDER);
 

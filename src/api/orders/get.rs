@@ -15,6 +15,7 @@ pub const GET_ORDER: Statement = Statement {
     param_types: &[oid::UUID],
     column_names: OrderRow::COLUMN_NAMES,
     column_types: OrderRow::COLUMN_TYPES,
+    writes: false,
 };
 const GET_ORDER_ID: StatementId = id_of(&GET_ORDER);
 

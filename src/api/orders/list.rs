@@ -38,6 +38,7 @@ pub const LIST_ORDERS: Statement = Statement {
     param_types: &[oid::INT4],
     column_names: ListedOrderRow::COLUMN_NAMES,
     column_types: ListedOrderRow::COLUMN_TYPES,
+    writes: false,
 };
 const LIST_ORDERS_ID: StatementId = id_of(&LIST_ORDERS);
 

@@ -93,6 +93,7 @@ pub const PLACE_ORDER: Statement = Statement {
     param_types: &[oid::INT4, oid::UUID, oid::TEXT, oid::INT4],
     column_names: &PLACED_NAMES,
     column_types: &PLACED_TYPES,
+    writes: true,
 };
 const _: StatementId = id_of(&PLACE_ORDER);
 
