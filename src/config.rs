@@ -43,6 +43,9 @@ pub const HTTP_PARTIAL_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// After the last response of a closing connection, unread input is drained
 /// this long so the client gets the response instead of a reset.
 pub const HTTP_LINGER_TIMEOUT: Duration = Duration::from_secs(2);
+/// `accept` failing for lack of descriptors is tried again this often
+/// (the backlog waits meanwhile; closing connections frees descriptors).
+pub const ACCEPT_RETRY_INTERVAL: Duration = Duration::from_millis(50);
 /// How often idle, slow and lingering connections are looked for.
 pub const HTTP_SWEEP_INTERVAL: Duration = Duration::from_millis(500);
 

@@ -47,6 +47,11 @@ pub struct Server {
     /// Sent (best effort) to a connection accepted past `HTTP_CONNECTIONS_MAX`.
     too_many_connections: Vec<u8>,
     next_sweep: Instant,
+    /// `accept` failed for lack of descriptors (EMFILE, ENFILE, ENOBUFS):
+    /// the backlog is left as it was, and readiness is edge-triggered, so no
+    /// event comes for it until yet another connection arrives. Accepting is
+    /// tried again at this instant.
+    accept_again_at: Option<Instant>,
     /// The other halves of the clients' lists while they are worked
     /// through (swapped, so no allocation per turn).
     flushing: Vec<usize>,
@@ -104,6 +109,7 @@ impl Server {
             read_chunk: vec![0; config::READ_CHUNK_BYTES],
             too_many_connections: too_many_connections_answer(),
             next_sweep: now + config::HTTP_SWEEP_INTERVAL,
+            accept_again_at: None,
             flushing: Vec::new(),
             resuming: Vec::new(),
         })
@@ -187,10 +193,10 @@ impl Server {
         if self.clients.has_work() {
             return Duration::ZERO;
         }
-        let deadline = self
-            .pool
-            .next_deadline()
-            .map_or(self.next_sweep, |d| d.min(self.next_sweep));
+        let deadline = [self.pool.next_deadline(), self.accept_again_at]
+            .into_iter()
+            .flatten()
+            .fold(self.next_sweep, Instant::min);
         deadline.saturating_duration_since(now)
     }
 
@@ -216,6 +222,9 @@ impl Server {
     }
 
     fn finish_turn(&mut self, now: Instant) {
+        if self.accept_again_at.is_some_and(|at| now >= at) {
+            self.accept(now);
+        }
         self.clients.take_to_resume(&mut self.resuming);
         for i in 0..self.resuming.len() {
             let index = self.resuming[i];
@@ -264,11 +273,24 @@ impl Server {
                         Err(_) => drop(self.clients.remove(index)),
                     }
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if self.accept_again_at.take().is_some() {
+                        eprintln!("accepting connections again");
+                    }
+                    return;
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
-                    // EMFILE and friends: the connection stays in the backlog.
-                    eprintln!("accept failed: {e}");
+                    // EMFILE and friends: the connection stays in the
+                    // backlog until descriptors are free again. One line an
+                    // episode, not one a retry.
+                    if self.accept_again_at.is_none() {
+                        eprintln!(
+                            "accept failed: {e}; trying again every {} ms",
+                            config::ACCEPT_RETRY_INTERVAL.as_millis()
+                        );
+                    }
+                    self.accept_again_at = Some(now + config::ACCEPT_RETRY_INTERVAL);
                     return;
                 }
             }

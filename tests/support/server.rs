@@ -353,11 +353,13 @@ pub fn new_uuid_v4() -> String {
     uuid::Uuid::new_v4().hyphenated().to_string()
 }
 
+/// A port free on every address, as the server binds it (0.0.0.0): a port
+/// free on 127.0.0.1 alone may still be held on another address.
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
+    std::net::TcpListener::bind("0.0.0.0:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
-        .unwrap_or_else(|e| panic!("cannot find a free port on 127.0.0.1: {e}"))
+        .unwrap_or_else(|e| panic!("cannot find a free port: {e}"))
 }
 
 fn temp_log_path() -> PathBuf {
