@@ -46,6 +46,13 @@ pub const HTTP_LINGER_TIMEOUT: Duration = Duration::from_secs(2);
 /// `accept` failing for lack of descriptors is tried again this often
 /// (the backlog waits meanwhile; closing connections frees descriptors).
 pub const ACCEPT_RETRY_INTERVAL: Duration = Duration::from_millis(50);
+/// A lingering connection is closed at once (a reset, if it still sends)
+/// after this much discarded input: answering a client that keeps streaming
+/// after its last answer is not worth unbounded reading.
+pub const HTTP_LINGER_BYTES_MAX: usize = 256 * 1024;
+/// Reads from one connection in one turn; a connection with more to read
+/// is read again next turn, after the others had theirs.
+pub const READS_PER_CONNECTION_PER_TURN: usize = 8;
 /// How often idle, slow and lingering connections are looked for.
 pub const HTTP_SWEEP_INTERVAL: Duration = Duration::from_millis(500);
 

@@ -92,3 +92,41 @@ fn connections_left_in_the_backlog_when_descriptors_ran_out_are_served_once_some
     assert!(server.stderr().contains("accept failed"));
     assert_eq!(served[0].get("/health").status, 200);
 }
+
+/// After its last answer a closing connection drains what the client still
+/// sends, so the client reads the answer instead of a reset. A client that
+/// streams without end gets a bounded drain, then the close: it does not
+/// keep the loop reading junk for the whole linger time, and the other
+/// connections are served meanwhile.
+#[test]
+fn a_closing_connection_that_streams_without_end_is_cut_off() {
+    let server = own_server();
+    let mut other = server.conn();
+    let mut streamer = TcpStream::connect(("127.0.0.1", server.port())).unwrap();
+    streamer
+        .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut answer = [0u8; 12];
+    streamer.read_exact(&mut answer).unwrap();
+    assert_eq!(&answer, b"HTTP/1.1 200");
+    let started = Instant::now();
+    let junk = vec![b'x'; 64 * 1024];
+    let mut sent = 0usize;
+    let cut_off = std::thread::scope(|scope| {
+        let streaming = scope.spawn(|| loop {
+            if streamer.write_all(&junk).is_err() {
+                return started.elapsed();
+            }
+            sent += junk.len();
+        });
+        while !streaming.is_finished() && started.elapsed() < Duration::from_secs(1) {
+            assert_eq!(other.get("/health").status, 200);
+        }
+        streaming.join().unwrap()
+    });
+    assert!(
+        cut_off < Duration::from_millis(1500),
+        "streamed {sent} bytes for {cut_off:?} (the linger time is 2 s)"
+    );
+    assert_eq!(other.get("/health").status, 200);
+}

@@ -15,8 +15,8 @@ use mio::net::TcpStream;
 
 use crate::api::{Answer, Handled};
 use crate::config::{
-    HTTP_IDLE_TIMEOUT, HTTP_INPUT_BYTES_MAX, HTTP_LINGER_TIMEOUT, HTTP_OUTPUT_BYTES_KEPT,
-    HTTP_OUTPUT_BYTES_MAX, HTTP_PARTIAL_REQUEST_TIMEOUT,
+    HTTP_IDLE_TIMEOUT, HTTP_INPUT_BYTES_MAX, HTTP_LINGER_BYTES_MAX, HTTP_LINGER_TIMEOUT,
+    HTTP_OUTPUT_BYTES_KEPT, HTTP_OUTPUT_BYTES_MAX, HTTP_PARTIAL_REQUEST_TIMEOUT,
 };
 use crate::http::request::{parse_request, Body, Method, Parsed};
 use crate::http::response::{
@@ -33,9 +33,10 @@ enum Phase {
     /// half-closed); close once it is written.
     Closing,
     /// Response written and our side shut down; unread input is discarded
-    /// until the peer closes or `HTTP_LINGER_TIMEOUT` passes, so the client
-    /// reads the response instead of a reset.
-    Lingering { since: Instant },
+    /// until the peer closes, `HTTP_LINGER_TIMEOUT` passes or
+    /// `HTTP_LINGER_BYTES_MAX` were discarded, so the client reads the
+    /// response instead of a reset.
+    Lingering { since: Instant, discarded: usize },
 }
 
 /// How a request's answer is framed.
@@ -87,6 +88,9 @@ pub enum ReadOutcome {
     Paused,
     /// The peer closed its side.
     Eof,
+    /// A closing connection kept sending past what its linger drains: no
+    /// more is read, close it.
+    Overflowing,
 }
 
 /// A complete request, borrowed from the connection's buffers.
@@ -161,6 +165,12 @@ impl Client {
         self.read_paused
     }
 
+    /// Reading stops for this turn with data possibly left in the socket;
+    /// the loop reads again next turn (this connection had its share).
+    pub fn pause_reading(&mut self) {
+        self.read_paused = true;
+    }
+
     /// Nothing waits for an answer and nothing is left to send.
     pub fn is_idle(&self) -> bool {
         self.waiting.is_none() && self.unsent_output() == 0
@@ -180,12 +190,20 @@ impl Client {
     /// Reads once into `chunk` and appends to the input, unless the
     /// connection should not take more input now.
     pub fn read(&mut self, chunk: &mut [u8]) -> io::Result<ReadOutcome> {
-        if let Phase::Lingering { .. } = self.phase {
+        if let Phase::Lingering { discarded, .. } = &mut self.phase {
             return Ok(match nonblocking::read(&mut self.socket, chunk)? {
-                Received::Data { drained: false, .. } => ReadOutcome::Discarded,
-                Received::Data { drained: true, .. } | Received::WouldBlock => {
-                    ReadOutcome::WouldBlock
+                Received::Data { len, .. } if *discarded + len > HTTP_LINGER_BYTES_MAX => {
+                    ReadOutcome::Overflowing
                 }
+                Received::Data { len, drained } => {
+                    *discarded += len;
+                    if drained {
+                        ReadOutcome::WouldBlock
+                    } else {
+                        ReadOutcome::Discarded
+                    }
+                }
+                Received::WouldBlock => ReadOutcome::WouldBlock,
                 Received::Eof => ReadOutcome::Eof,
             });
         }
@@ -322,7 +340,10 @@ impl Client {
         }
         if self.phase == Phase::Closing && self.waiting.is_none() {
             let _ = self.socket.shutdown(Shutdown::Write);
-            self.phase = Phase::Lingering { since: now };
+            self.phase = Phase::Lingering {
+                since: now,
+                discarded: 0,
+            };
             self.input.clear();
             return Ok(Flushed::Lingering);
         }
@@ -337,7 +358,7 @@ impl Client {
     pub fn sweep(&mut self, now: Instant) -> Swept {
         let since = |t: Instant| now.saturating_duration_since(t);
         match self.phase {
-            Phase::Lingering { since: t } if since(t) >= HTTP_LINGER_TIMEOUT => Swept::Close,
+            Phase::Lingering { since: t, .. } if since(t) >= HTTP_LINGER_TIMEOUT => Swept::Close,
             Phase::Lingering { .. } => Swept::Keep,
             _ if self.waiting.is_some() => Swept::Keep, // the pool times requests out
             _ if self

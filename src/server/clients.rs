@@ -1,7 +1,8 @@
 //! The open client connections, by slot (a slot's index is its mio token
 //! minus a base), with the two lists a loop turn works through: connections
-//! with output to write, and connections whose answer arrived (their next
-//! pipelined request can be served).
+//! with output to write, and connections to serve and read again (their
+//! answer arrived, so the next pipelined request can be served; or they
+//! used up their reads of the previous turn).
 //!
 //! The answers that come later reach their connection through [`Answering`],
 //! the server's side of the application's `Host` interface. A request is
@@ -124,6 +125,11 @@ impl Clients {
         for &index in into.iter() {
             self.slots[index].queued_for_flush = false;
         }
+    }
+
+    /// The connection is served and read again next turn.
+    pub fn queue_resume(&mut self, index: usize) {
+        self.to_resume.push(index);
     }
 
     /// Swaps the list of connections whose answer arrived into `into`.

@@ -302,7 +302,7 @@ impl Server {
     /// complete. `read_closed`: the event also said the peer closed its
     /// side, which a short read does not show, so the end is read too.
     fn read_from(&mut self, index: usize, now: Instant, read_closed: bool) {
-        loop {
+        for _ in 0..config::READS_PER_CONNECTION_PER_TURN {
             let Some(client) = self.clients.get_mut(index) else {
                 return;
             };
@@ -322,8 +322,13 @@ impl Server {
                     }
                     return self.serve_input(index, now);
                 }
-                Err(_) => return self.close(index),
+                Ok(ReadOutcome::Overflowing) | Err(_) => return self.close(index),
             }
+        }
+        // Its share of this turn is used up: the rest waits for the next.
+        if let Some(client) = self.clients.get_mut(index) {
+            client.pause_reading();
+            self.clients.queue_resume(index);
         }
     }
 
