@@ -10,7 +10,7 @@
 use flashsale::api::orders::place::order_request;
 use flashsale::api::routes::{route, Command};
 use flashsale::api::validate::ProductRef;
-use flashsale::http::request::{parse_request, Body, Method, Parsed};
+use flashsale::http::request::{parse_request, Body, Method, Parsed, Progress};
 
 /// A value and the JSON text that denotes it, possibly escaped.
 struct Generated {
@@ -150,10 +150,11 @@ fn assert_command_is_valid(command: &Command<'_>) {
 }
 
 /// Frames `input` and routes whatever complete requests it holds.
-fn serve_bytes(input: &[u8], chunked: &mut Vec<u8>, scratch: &mut String) {
+fn serve_bytes(input: &[u8], progress: &mut Progress, scratch: &mut String) {
     let mut rest = input;
     for _ in 0..8 {
-        let request = match parse_request(rest, chunked) {
+        progress.reset();
+        let request = match parse_request(rest, progress) {
             Ok(Parsed::Complete(request)) => request,
             Ok(Parsed::Partial { .. }) | Err(_) => return,
         };
@@ -161,7 +162,7 @@ fn serve_bytes(input: &[u8], chunked: &mut Vec<u8>, scratch: &mut String) {
         let body: &[u8] = match &request.body {
             Body::None => &[],
             Body::InBuffer(range) => &rest[range.clone()],
-            Body::Decoded => chunked,
+            Body::Decoded => progress.decoded_body(),
         };
         let target = &rest[request.head.path.clone()];
         if let Ok(command) = route(request.head.method, target, body, scratch) {
@@ -197,7 +198,7 @@ fn valid_request(rng: &mut fastrand::Rng) -> Vec<u8> {
 #[test]
 fn damaged_and_arbitrary_bytes_never_panic_and_nothing_invalid_gets_through() {
     let mut rng = fastrand::Rng::with_seed(0x5eed_0002);
-    let mut chunked = Vec::new();
+    let mut chunked = Progress::default();
     let mut scratch = String::new();
     for _ in 0..60_000 {
         let mut input = valid_request(&mut rng);
@@ -232,19 +233,26 @@ fn damaged_and_arbitrary_bytes_never_panic_and_nothing_invalid_gets_through() {
 #[test]
 fn every_proper_prefix_of_a_valid_request_is_partial() {
     let mut rng = fastrand::Rng::with_seed(0x5eed_0003);
-    let mut chunked = Vec::new();
     for _ in 0..300 {
         let input = valid_request(&mut rng);
-        let whole = match parse_request(&input, &mut chunked) {
+        let whole = match parse_request(&input, &mut Progress::default()) {
             Ok(Parsed::Complete(r)) => r,
             other => panic!("{other:?} for {}", String::from_utf8_lossy(&input)),
         };
         assert!(matches!(whole.head.method, Method::Get | Method::Post));
+        // Each prefix alone, and all of them in turn to one resuming parse.
+        let mut resuming = Progress::default();
         for cut in 0..whole.consumed {
-            match parse_request(&input[..cut], &mut chunked) {
-                Ok(Parsed::Partial { .. }) => {}
-                other => panic!("prefix of {cut} bytes: {other:?}"),
+            for progress in [&mut Progress::default(), &mut resuming] {
+                match parse_request(&input[..cut], progress) {
+                    Ok(Parsed::Partial { .. }) => {}
+                    other => panic!("prefix of {cut} bytes: {other:?}"),
+                }
             }
         }
+        assert_eq!(
+            parse_request(&input, &mut resuming),
+            Ok(Parsed::Complete(whole))
+        );
     }
 }

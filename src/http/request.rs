@@ -2,11 +2,12 @@
 //!
 //! [`parse_request`] looks at the bytes a connection has buffered and says
 //! whether they start with a complete request, an incomplete one, or one that
-//! must be refused. It never reads a socket and never keeps state between
-//! calls: the caller re-parses from the start of its buffer when more bytes
-//! arrive (heads and bodies are small and bounded, so this stays cheap), and
-//! after a complete request parses the next pipelined one from
-//! `&input[consumed..]`.
+//! must be refused. It never reads a socket. What it learned of an
+//! incomplete request stays in the caller's [`Progress`], so the call after
+//! more bytes arrive resumes where the last one stopped: a request trickled
+//! in a byte at a time costs work linear in its size, not quadratic. After a
+//! complete request the caller resets the progress and parses the next
+//! pipelined one from `&input[consumed..]`.
 //!
 //! Every size is bounded before it is buffered: the head by
 //! `HTTP_HEAD_BYTES_MAX`, the body by `HTTP_BODY_BYTES_MAX` (decided from
@@ -46,8 +47,56 @@ pub enum Body {
     None,
     /// A Content-Length body, as a byte range of the input.
     InBuffer(Range<usize>),
-    /// A chunked body, decoded into the caller's scratch `Vec`.
+    /// A chunked body, decoded into [`Progress::decoded_body`].
     Decoded,
+}
+
+/// What parsing the request at the start of a buffer has found so far. It
+/// describes that buffer's first bytes, so it stays valid while bytes are
+/// only appended; [`Progress::reset`] once the request is consumed or the
+/// buffer cleared.
+#[derive(Debug, Default)]
+pub struct Progress {
+    /// Bytes already searched for the end of the head, in vain.
+    head_searched: usize,
+    /// The head, its length and the body framing, once complete.
+    head: Option<(Head, usize, Framing)>,
+    /// Chunked body: where the next chunk-size line starts, relative to the
+    /// body; every chunk before it is decoded into `body`.
+    chunk_at: usize,
+    /// Chunked body: the last chunk is in; its trailer section starts at
+    /// `chunk_at` and was searched this far for its end, in vain.
+    trailers_searched: Option<usize>,
+    /// The decoded chunked body (its allocation is reused across requests).
+    body: Vec<u8>,
+}
+
+impl Progress {
+    /// Forgets the request (keeps the body buffer's allocation).
+    pub fn reset(&mut self) {
+        self.head_searched = 0;
+        self.head = None;
+        self.chunk_at = 0;
+        self.trailers_searched = None;
+        self.body.clear();
+    }
+
+    /// The decoded body of a complete chunked request.
+    pub fn decoded_body(&self) -> &[u8] {
+        &self.body
+    }
+
+    /// Bytes held by the decoded-body buffer.
+    pub fn capacity(&self) -> usize {
+        self.body.capacity()
+    }
+
+    /// Gives back a decoded-body allocation larger than `keep`.
+    pub fn shrink_to(&mut self, keep: usize) {
+        if self.body.capacity() > keep {
+            self.body.shrink_to(keep);
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -103,13 +152,19 @@ impl HttpError {
     }
 }
 
-/// Parses the request at the start of `input`. A chunked body is decoded into
-/// `chunked_body` (cleared first; reused by the caller across requests).
-pub fn parse_request(input: &[u8], chunked_body: &mut Vec<u8>) -> Result<Parsed, HttpError> {
-    let Some((head, head_len, framing)) = parse_head(input)? else {
-        return Ok(Parsed::Partial {
-            head_complete: None,
-        });
+/// Parses the request at the start of `input`, resuming from `progress`
+/// (a fresh one for a new request). A chunked body is decoded into it.
+pub fn parse_request(input: &[u8], progress: &mut Progress) -> Result<Parsed, HttpError> {
+    let (head, head_len, framing) = match &progress.head {
+        Some(known) => known.clone(),
+        None => match head_if_complete(input, progress)? {
+            Some(parsed) => parsed,
+            None => {
+                return Ok(Parsed::Partial {
+                    head_complete: None,
+                })
+            }
+        },
     };
     let body_input = input.get(head_len..).unwrap_or_default();
     let (body, body_len) = match framing {
@@ -118,7 +173,7 @@ pub fn parse_request(input: &[u8], chunked_body: &mut Vec<u8>) -> Result<Parsed,
             (Body::InBuffer(head_len..head_len + len), len)
         }
         Framing::Length(_) => return Ok(partial_body(head)),
-        Framing::Chunked => match decode_chunked(body_input, chunked_body)? {
+        Framing::Chunked => match decode_chunked(body_input, progress)? {
             Some(encoded_len) => (Body::Decoded, encoded_len),
             None => return Ok(partial_body(head)),
         },
@@ -134,6 +189,44 @@ fn partial_body(head: Head) -> Parsed {
     Parsed::Partial {
         head_complete: Some(head),
     }
+}
+
+/// The head once `input` holds all of it, remembered in `progress`. The
+/// head parser runs on the first bytes (so what is not HTTP at all is
+/// refused at once), and after that only when new bytes hold an empty line
+/// that may end the head, or the head outgrew its limit: a head trickled in
+/// is not parsed again with every byte, and a malformed header line is
+/// refused when the head ends.
+fn head_if_complete(
+    input: &[u8],
+    progress: &mut Progress,
+) -> Result<Option<(Head, usize, Framing)>, HttpError> {
+    let first_look = progress.head_searched == 0;
+    if !first_look && input.len() <= HTTP_HEAD_BYTES_MAX {
+        let from = progress.head_searched.saturating_sub(2);
+        if !ends_a_section(&input[from..]) {
+            progress.head_searched = input.len();
+            return Ok(None);
+        }
+    }
+    let Some(parsed) = parse_head(input)? else {
+        progress.head_searched = input.len();
+        return Ok(None);
+    };
+    progress.head = Some(parsed.clone());
+    progress.chunk_at = 0;
+    progress.trailers_searched = None;
+    progress.body.clear();
+    Ok(Some(parsed))
+}
+
+/// Whether `bytes` hold an empty line (`\n\n` or `\n\r\n`): the end of a head
+/// or trailer section can only come with one.
+fn ends_a_section(bytes: &[u8]) -> bool {
+    bytes
+        .windows(2)
+        .enumerate()
+        .any(|(i, w)| w == b"\n\n" || (w == b"\n\r" && bytes.get(i + 2) == Some(&b'\n')))
 }
 
 /// How the head says the body is delimited (RFC 9112 §6.3).
@@ -333,15 +426,48 @@ fn trim_whitespace(value: &[u8]) -> &[u8] {
     &value[start..end]
 }
 
-/// Decodes a chunked body (RFC 9112 §7.1) into `out`. Returns the encoded
-/// length once the last chunk and trailer section are in, `None` before.
-fn decode_chunked(input: &[u8], out: &mut Vec<u8>) -> Result<Option<usize>, HttpError> {
-    out.clear();
-    let mut pos = 0;
+/// Decodes a chunked body (RFC 9112 §7.1) into `progress`, from the first
+/// chunk not decoded yet. Returns the encoded length once the last chunk and
+/// trailer section are in, `None` before.
+fn decode_chunked(input: &[u8], progress: &mut Progress) -> Result<Option<usize>, HttpError> {
+    if progress.trailers_searched.is_none() {
+        if decode_chunks(input, progress)?.is_none() {
+            return more_chunked_input(input);
+        }
+        progress.trailers_searched = Some(0);
+    }
+    let pos = progress.chunk_at;
+    let trailers = &input[pos..];
+    // No trailers at all is the common case: a bare CRLF.
+    let searched = progress.trailers_searched.unwrap_or(0);
+    let may_be_complete = trailers.starts_with(b"\r\n")
+        || trailers.starts_with(b"\n")
+        || ends_a_section(&trailers[searched.saturating_sub(2)..]);
+    let Some(len) = may_be_complete
+        .then(|| skip_trailers(trailers))
+        .transpose()?
+        .flatten()
+    else {
+        progress.trailers_searched = Some(trailers.len());
+        return more_chunked_input(input);
+    };
+    if pos + len > HTTP_CHUNKED_BODY_BYTES_MAX {
+        return Err(HttpError::BodyTooLarge);
+    }
+    Ok(Some(pos + len))
+}
+
+/// Decodes chunks into `progress.body` up to and including the last
+/// (size 0) one; `Some(())` then, with `progress.chunk_at` after its size
+/// line. `None` while a chunk is incomplete: `chunk_at` stays at its size
+/// line, every chunk before it decoded.
+fn decode_chunks(input: &[u8], progress: &mut Progress) -> Result<Option<()>, HttpError> {
+    let out = &mut progress.body;
     loop {
+        let pos = progress.chunk_at;
         let rest = &input[pos..];
         let Some(&first) = rest.first() else {
-            return more_chunked_input(input);
+            return Ok(None);
         };
         // httparse reads an empty size line as 0; the grammar wants a digit.
         if !first.is_ascii_hexdigit() {
@@ -349,41 +475,34 @@ fn decode_chunked(input: &[u8], out: &mut Vec<u8>) -> Result<Option<usize>, Http
         }
         let (line_len, size) = match httparse::parse_chunk_size(rest) {
             Ok(Status::Complete(line)) => line,
-            Ok(Status::Partial) => return more_chunked_input(input),
+            Ok(Status::Partial) => return Ok(None),
             Err(httparse::InvalidChunkSize) => {
                 return Err(HttpError::BadRequest("malformed chunk size"))
             }
         };
-        pos += line_len;
+        let data_at = pos + line_len;
         if size == 0 {
-            break;
+            progress.chunk_at = data_at;
+            return Ok(Some(()));
         }
         // Refuse on the declared size, before the chunk's bytes arrive.
         let size = match usize::try_from(size) {
             Ok(size) if size <= HTTP_BODY_BYTES_MAX - out.len() => size,
             _ => return Err(HttpError::BodyTooLarge),
         };
-        let data = pos..pos + size;
+        let data = data_at..data_at + size;
         let Some(terminator) = input.get(data.end..data.end + 2) else {
-            return more_chunked_input(input);
+            return Ok(None);
         };
         if terminator != b"\r\n" {
             return Err(HttpError::BadRequest("chunk data not followed by CRLF"));
         }
         out.extend_from_slice(&input[data.clone()]);
-        pos = data.end + 2;
-        if pos > HTTP_CHUNKED_BODY_BYTES_MAX {
+        progress.chunk_at = data.end + 2;
+        if progress.chunk_at > HTTP_CHUNKED_BODY_BYTES_MAX {
             return Err(HttpError::BodyTooLarge);
         }
     }
-    pos += match skip_trailers(&input[pos..])? {
-        Some(len) => len,
-        None => return more_chunked_input(input),
-    };
-    if pos > HTTP_CHUNKED_BODY_BYTES_MAX {
-        return Err(HttpError::BodyTooLarge);
-    }
-    Ok(Some(pos))
 }
 
 /// The body is incomplete, so everything buffered after the head is body:
@@ -413,7 +532,7 @@ mod tests {
     use super::*;
 
     fn parse(input: &[u8]) -> Result<Parsed, HttpError> {
-        parse_request(input, &mut Vec::new())
+        parse_request(input, &mut Progress::default())
     }
 
     fn complete(input: &[u8]) -> Request {
@@ -523,12 +642,12 @@ mod tests {
         // A chunked body followed by another request.
         let mut input = CHUNKED.to_vec();
         input.extend_from_slice(GET);
-        let mut scratch = Vec::new();
+        let mut scratch = Progress::default();
         let Ok(Parsed::Complete(first)) = parse_request(&input, &mut scratch) else {
             panic!()
         };
         assert_eq!(first.consumed, CHUNKED.len());
-        assert_eq!(scratch, CHUNKED_DECODED);
+        assert_eq!(scratch.decoded_body(), CHUNKED_DECODED);
         assert_eq!(complete(&input[first.consumed..]).consumed, GET.len());
     }
 
@@ -777,13 +896,13 @@ mod tests {
 
     #[test]
     fn chunked_decode() {
-        let mut scratch = b"stale".to_vec();
+        let mut scratch = Progress::default();
         let Ok(Parsed::Complete(request)) = parse_request(CHUNKED, &mut scratch) else {
             panic!()
         };
         assert_eq!(request.body, Body::Decoded);
         assert_eq!(request.consumed, CHUNKED.len());
-        assert_eq!(scratch, CHUNKED_DECODED);
+        assert_eq!(scratch.decoded_body(), CHUNKED_DECODED);
         let table: &[(&[u8], &[u8])] = &[
             (b"0\r\n\r\n", b""),
             (b"2\r\n{}\r\n0\r\n\r\n", b"{}"),
@@ -798,18 +917,24 @@ mod tests {
         for &(body, decoded) in table {
             let mut input = b"POST / HTTP/1.1\r\ntransfer-encoding: Chunked\r\n\r\n".to_vec();
             input.extend_from_slice(body);
+            scratch.reset();
             let Ok(Parsed::Complete(request)) = parse_request(&input, &mut scratch) else {
                 panic!("{:?}", String::from_utf8_lossy(body))
             };
             assert_eq!(request.consumed, input.len());
-            assert_eq!(scratch, decoded, "{:?}", String::from_utf8_lossy(body));
+            assert_eq!(
+                scratch.decoded_body(),
+                decoded,
+                "{:?}",
+                String::from_utf8_lossy(body)
+            );
         }
     }
 
     #[test]
     fn chunked_at_every_split() {
         let head_len = CHUNKED.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
-        let mut scratch = Vec::new();
+        let mut scratch = Progress::default();
         for end in 0..CHUNKED.len() {
             let result = parse_request(&CHUNKED[..end], &mut scratch);
             let Ok(Parsed::Partial { head_complete }) = result else {
@@ -877,12 +1002,12 @@ mod tests {
         );
         let mut input = b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
         input.extend_from_slice(at_limit.as_bytes());
-        let mut scratch = Vec::new();
+        let mut scratch = Progress::default();
         assert!(matches!(
             parse_request(&input, &mut scratch),
             Ok(Parsed::Complete(_))
         ));
-        assert_eq!(scratch.len(), HTTP_BODY_BYTES_MAX);
+        assert_eq!(scratch.decoded_body().len(), HTTP_BODY_BYTES_MAX);
     }
 
     #[test]
@@ -919,7 +1044,7 @@ mod tests {
     fn garbage_never_panics() {
         const ALPHABET: &[u8] = b"GET POST/ HTTP/1.1\r\n:;,0123456789abcdefxContent-Length Transfer-Encoding chunked\t\0\xff";
         let mut rng = fastrand::Rng::with_seed(7);
-        let mut scratch = Vec::new();
+        let mut scratch = Progress::default();
         let mut input = Vec::new();
         for round in 0..20_000 {
             input.clear();
@@ -931,6 +1056,7 @@ mod tests {
                     ALPHABET[usize::from(b) % ALPHABET.len()]
                 });
             }
+            scratch.reset();
             let result = parse_request(&input, &mut scratch);
             check_invariants(&input, &result);
         }
@@ -940,15 +1066,103 @@ mod tests {
     fn mutated_requests_never_panic() {
         let seeds: &[&[u8]] = &[GET, POST, CHUNKED];
         let mut rng = fastrand::Rng::with_seed(99);
-        let mut scratch = Vec::new();
+        let mut scratch = Progress::default();
         let mut input = Vec::new();
         for round in 0..30_000 {
             input.clear();
             input.extend_from_slice(seeds[round % seeds.len()]);
             let edits = rng.usize(1..=3);
             crate::test_support::damage(&mut rng, &mut input, edits);
+            scratch.reset();
             let result = parse_request(&input, &mut scratch);
             check_invariants(&input, &result);
         }
+    }
+
+    /// Feeds `input` a byte at a time to one `Progress`: at every length
+    /// the answer is the one a fresh parse of those bytes gives, except that
+    /// a malformed head is refused only once it ends (a fresh parse may see
+    /// the damage a few lines earlier).
+    fn fed_byte_by_byte(input: &[u8]) -> (Result<Parsed, HttpError>, Vec<u8>) {
+        let mut progress = Progress::default();
+        let mut last = parse_request(&[], &mut progress);
+        for end in 1..=input.len() {
+            last = parse_request(&input[..end], &mut progress);
+            let mut fresh = Progress::default();
+            let expected = parse_request(&input[..end], &mut fresh);
+            let waits_for_the_head_end =
+                last == Ok(Parsed::Partial {
+                    head_complete: None,
+                }) && expected.is_err();
+            if !waits_for_the_head_end || end == input.len() {
+                assert_eq!(
+                    last,
+                    expected,
+                    "at {end} of {:?}",
+                    String::from_utf8_lossy(input)
+                );
+            }
+            if matches!(last, Ok(Parsed::Complete(_))) {
+                assert_eq!(progress.decoded_body(), fresh.decoded_body());
+            }
+            if last.is_err() {
+                break;
+            }
+        }
+        (last, progress.decoded_body().to_vec())
+    }
+
+    #[test]
+    fn resumes_where_it_stopped() {
+        let one_byte_chunks: Vec<u8> = b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+            .iter()
+            .copied()
+            .chain((0..200).flat_map(|i| format!("1\r\n{}\r\n", i % 10).into_bytes()))
+            .chain(*b"0\r\nX-Trailer: yes\r\n\r\n")
+            .collect();
+        for input in [GET, POST, CHUNKED, &one_byte_chunks] {
+            let (result, body) = fed_byte_by_byte(input);
+            assert!(matches!(result, Ok(Parsed::Complete(_))), "{result:?}");
+            if input == CHUNKED {
+                assert_eq!(body, CHUNKED_DECODED);
+            }
+        }
+        assert_eq!(
+            fed_byte_by_byte(&one_byte_chunks).1.len(),
+            200,
+            "one byte a chunk"
+        );
+        // Refusals come at the same byte as from a fresh parse.
+        for input in [
+            &b"GET / HTTP/1.1\r\nBad Header\r\n\r\n"[..],
+            b"\x00GET / HTTP/1.1\r\n\r\n",
+            b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nab\r\n",
+            b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+        ] {
+            assert!(fed_byte_by_byte(input).0.is_err());
+        }
+    }
+
+    #[test]
+    fn decoded_chunks_are_not_decoded_again() {
+        let chunks_end = CHUNKED.windows(5).position(|w| w == b"\r\n0\r\n").unwrap() + 2;
+        let mut input = CHUNKED[..chunks_end].to_vec();
+        let mut progress = Progress::default();
+        assert!(matches!(
+            parse_request(&input, &mut progress),
+            Ok(Parsed::Partial {
+                head_complete: Some(_)
+            })
+        ));
+        // Were the chunks decoded again, the damage would show in the body
+        // (or be refused as malformed).
+        let damaged = input.len() - 6;
+        input[damaged..].fill(b'#');
+        input.extend_from_slice(&CHUNKED[chunks_end..]);
+        let Ok(Parsed::Complete(request)) = parse_request(&input, &mut progress) else {
+            panic!()
+        };
+        assert_eq!(request.consumed, CHUNKED.len());
+        assert_eq!(progress.decoded_body(), CHUNKED_DECODED);
     }
 }

@@ -18,7 +18,7 @@ use crate::config::{
     HTTP_IDLE_TIMEOUT, HTTP_INPUT_BYTES_MAX, HTTP_LINGER_BYTES_MAX, HTTP_LINGER_TIMEOUT,
     HTTP_OUTPUT_BYTES_KEPT, HTTP_OUTPUT_BYTES_MAX, HTTP_PARTIAL_REQUEST_TIMEOUT,
 };
-use crate::http::request::{parse_request, Body, Method, Parsed};
+use crate::http::request::{parse_request, Body, Method, Parsed, Progress};
 use crate::http::response::{
     error_body_len, write_error, write_head, write_json_response, CONTINUE_100,
 };
@@ -53,8 +53,9 @@ pub struct Client {
     input: Vec<u8>,
     output: Vec<u8>,
     output_sent: usize,
-    /// Decoded chunked request bodies.
-    chunked_body: Vec<u8>,
+    /// What parsing found so far of the request at the start of `input`
+    /// (and its decoded chunked body).
+    parse: Progress,
     /// The framing of the answer a request handed to the application waits for.
     waiting: Option<Framing>,
     phase: Phase,
@@ -142,7 +143,7 @@ impl Client {
             input: Vec::new(),
             output: Vec::new(),
             output_sent: 0,
-            chunked_body: Vec::new(),
+            parse: Progress::default(),
             waiting: None,
             phase: Phase::Open,
             read_paused: false,
@@ -248,7 +249,7 @@ impl Client {
             self.partial_since = None;
             return Next::Nothing { wrote: false };
         }
-        let parsed = parse_request(&self.input, &mut self.chunked_body);
+        let parsed = parse_request(&self.input, &mut self.parse);
         if self.peer_closed && !matches!(parsed, Ok(Parsed::Complete(_))) {
             // Every request the peer sent is answered (or waits for its
             // answer): close once the output is written.
@@ -263,7 +264,7 @@ impl Client {
                 let body: &[u8] = match &request.body {
                     Body::None => &[],
                     Body::InBuffer(range) => &self.input[range.clone()],
-                    Body::Decoded => &self.chunked_body,
+                    Body::Decoded => self.parse.decoded_body(),
                 };
                 Next::Request(Incoming {
                     method: request.head.method,
@@ -312,6 +313,7 @@ impl Client {
             self.phase = Phase::Closing;
         }
         self.input.drain(..consumed);
+        self.parse.reset();
         if self.input.is_empty() && self.input.capacity() > HTTP_INPUT_BYTES_MAX {
             self.input.shrink_to(0);
         }
@@ -345,6 +347,7 @@ impl Client {
                 discarded: 0,
             };
             self.input.clear();
+            self.parse.reset();
             return Ok(Flushed::Lingering);
         }
         Ok(if self.read_paused {
@@ -400,6 +403,7 @@ impl Client {
     fn begin_closing(&mut self) {
         self.phase = Phase::Closing;
         self.input.clear();
+        self.parse.reset();
     }
 }
 
