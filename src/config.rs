@@ -29,13 +29,30 @@ pub const HTTP_INPUT_BYTES_MAX: usize = HTTP_HEAD_BYTES_MAX + HTTP_CHUNKED_BODY_
 /// Unsent response bytes per connection before it stops reading more
 /// requests (a client that sends but does not read).
 pub const HTTP_OUTPUT_BYTES_MAX: usize = 64 * 1024;
-/// An output buffer that grew past `HTTP_OUTPUT_BYTES_MAX` (a long answer
-/// to a slow reader) shrinks back to this once written: idle connections
-/// should not keep that memory.
-pub const HTTP_OUTPUT_BYTES_KEPT: usize = 1024;
 /// Open client connections per process; further accepts are answered 503
-/// and closed at once.
-pub const HTTP_CONNECTIONS_MAX: usize = 4096;
+/// and closed at once. nginx keeps one upstream connection per request in
+/// flight (128 idle), so a few hundred is a heavy load; the rest of the
+/// room is for clients on the network reaching an instance directly.
+pub const HTTP_CONNECTIONS_MAX: usize = 2048;
+/// Buffer bytes (input, unsent output, a decoded chunked body) any
+/// connection may hold of its own. A request and its answer are a few
+/// hundred bytes each, so a well-behaved client never needs more.
+pub const HTTP_CONNECTION_BYTES_FREE: usize = 2 * 1024;
+/// What connections hold beyond their free share comes from this budget
+/// for the whole process (`server::budget`): long pipelines, list answers,
+/// big or slow requests. Spent, such growth is refused with 503.
+pub const HTTP_SHARED_BUFFER_BYTES: usize = 8 * 1024 * 1024;
+/// The largest response head we write (status line, Content-Type,
+/// Content-Length, Connection, Allow); a test checks it.
+pub const HTTP_RESPONSE_HEAD_BYTES_MAX: usize = 256;
+/// The largest answer written whatever the budget says: an answer to a
+/// request that changed something (an order, a cancel) must reach the
+/// client, so it is never replaced by a 503. An order rendered with the
+/// longest customer id fully escaped stays below it (checked below).
+pub const HTTP_UNSAFE_ANSWER_BYTES_MAX: usize = 2 * 1024;
+/// Client buffers kept after use: a buffer grown past this for one request
+/// (a long answer, a big body) is given back once it is empty.
+pub const HTTP_BUFFER_BYTES_KEPT: usize = 1024;
 /// An idle keep-alive connection, or one that sent a partial request, is
 /// closed after this long without completing a request.
 pub const HTTP_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -141,7 +158,7 @@ pub const PG_WAIT_QUEUE_MAX: usize = 1024;
 /// Initial size of the buffer waiting requests are encoded into.
 pub const PG_WAIT_QUEUE_BYTES_INITIAL: usize = 4 * 1024;
 /// One backend message; anything larger is treated as corrupt data.
-pub const PG_MESSAGE_BYTES_MAX: usize = 1024 * 1024;
+pub const PG_MESSAGE_BYTES_MAX: usize = 512 * 1024;
 /// A connection's read buffer: one answer is kept whole until its
 /// ReadyForQuery, so it may grow from the initial size to the maximum.
 pub const PG_READ_BUF_BYTES_INITIAL: usize = 16 * 1024;
@@ -180,12 +197,52 @@ pub const PG_RESOLVE_AGAIN_AFTER_FAILURES: u32 = 3;
 /// An outage logs its first failed attempt, then only every this many.
 pub const PG_RECONNECT_LOG_EVERY: u32 = 10;
 
+// ---- The memory of one API process (the compose limit is 30 MB) ----------
+//
+// Worst case, every limit reached at once:
+//
+//   client connections   HTTP_CONNECTIONS_MAX x (CLIENT_BYTES_MAX
+//                        + HTTP_CONNECTION_BYTES_FREE, its own buffers
+//                        + HTTP_UNSAFE_ANSWER_BYTES_MAX + HTTP_ERROR_ANSWER_BYTES_MAX,
+//                          what it may write past the budget)
+//                        = 2048 x (0.5 + 2 + 2 + 0.5) KiB          10.0 MiB
+//   shared buffer budget HTTP_SHARED_BUFFER_BYTES                   8.0 MiB
+//   database connections 3 (DB_POOL_SIZE) x PG_READ_BUF_BYTES_MAX  3.0 MiB
+//                        (+ write buffers and the wait queue of
+//                        small encoded requests, well under 1 MiB)
+//   everything else      binary, stack, allocator, order batches:
+//                        an idle instance's RSS (perf/RESULTS.md)   ~2 MiB
+//                                                          total  ~24 MiB
+//
+// `MEMORY_WORST_CASE_BYTES` adds up the first three; it is checked against
+// the limit less an allowance for the rest.
+
+/// The order JSON rendered with the longest customer id fully escaped
+/// (`\u00XX`, 6 bytes a character) and every number at its widest.
+pub const ORDER_JSON_BYTES_MAX: usize = 6 * CUSTOMER_ID_CHARS_MAX + 512;
+/// A refusal: a head and `{"error":"..."}` with a short message.
+pub const HTTP_ERROR_ANSWER_BYTES_MAX: usize = HTTP_RESPONSE_HEAD_BYTES_MAX + 256;
+/// A connection's own state: the `Client` struct, its slot and the mio
+/// registration (a unit test checks the struct's size).
+pub const CLIENT_BYTES_MAX: usize = 512;
+/// What the sum above may use: 30 MB less 4 MiB for everything else.
+pub const MEMORY_FOR_BUFFERS_BYTES: usize = 30 * 1000 * 1000 - 4 * 1024 * 1024;
+pub const MEMORY_WORST_CASE_BYTES: usize = HTTP_CONNECTIONS_MAX
+    * (CLIENT_BYTES_MAX
+        + HTTP_CONNECTION_BYTES_FREE
+        + HTTP_UNSAFE_ANSWER_BYTES_MAX
+        + HTTP_ERROR_ANSWER_BYTES_MAX)
+    + HTTP_SHARED_BUFFER_BYTES
+    + PG_POOL_SIZE_DEFAULT * PG_READ_BUF_BYTES_MAX;
+
 // ---- How the limits relate (checked at compile time) ------------------------
 
 const _: () = {
+    assert!(MEMORY_WORST_CASE_BYTES <= MEMORY_FOR_BUFFERS_BYTES);
     assert!(HTTP_INPUT_BYTES_MAX >= HTTP_HEAD_BYTES_MAX + HTTP_CHUNKED_BODY_BYTES_MAX);
     assert!(HTTP_CHUNKED_BODY_BYTES_MAX >= HTTP_BODY_BYTES_MAX);
-    assert!(HTTP_OUTPUT_BYTES_KEPT <= HTTP_OUTPUT_BYTES_MAX);
+    assert!(HTTP_BUFFER_BYTES_KEPT <= HTTP_CONNECTION_BYTES_FREE);
+    assert!(HTTP_UNSAFE_ANSWER_BYTES_MAX >= HTTP_RESPONSE_HEAD_BYTES_MAX + ORDER_JSON_BYTES_MAX);
     assert!(READ_CHUNK_BYTES > 0 && FLUSH_PASSES_PER_TURN_MAX > 0);
     assert!(HTTP_PARTIAL_REQUEST_TIMEOUT.as_nanos() <= HTTP_IDLE_TIMEOUT.as_nanos());
     assert!(SHUTDOWN_POLL_INTERVAL.as_nanos() < SHUTDOWN_DRAIN_TIMEOUT.as_nanos());

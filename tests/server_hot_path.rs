@@ -92,8 +92,9 @@ fn orders_arriving_together_share_one_transaction() {
     );
 }
 
+/// Free on every address, as the server binds 0.0.0.0.
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
+    TcpListener::bind("0.0.0.0:0")
         .unwrap()
         .local_addr()
         .unwrap()

@@ -130,3 +130,163 @@ fn a_closing_connection_that_streams_without_end_is_cut_off() {
     );
     assert_eq!(other.get("/health").status, 200);
 }
+
+/// Resident memory of a process, in KiB (`VmRSS`).
+fn resident_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.trim().trim_end_matches(" kB").parse().ok())
+        .unwrap_or_else(|| panic!("no VmRSS in {status}"))
+}
+
+/// A connection whose receive buffer (so its TCP window) is tiny: what it
+/// does not read stays with the server instead of in kernel buffers.
+fn connect_with_small_window(port: u16) -> TcpStream {
+    use std::os::fd::FromRawFd;
+    // SAFETY: plain socket calls on a descriptor this function owns until
+    // it hands it to TcpStream; the address struct outlives the connect.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
+        let size: libc::c_int = 1024;
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUF,
+            (&size as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+        let address = libc::sockaddr_in {
+            sin_family: libc::AF_INET as libc::sa_family_t,
+            sin_port: port.to_be(),
+            sin_addr: libc::in_addr {
+                s_addr: u32::from_be_bytes([127, 0, 0, 1]).to_be(),
+            },
+            sin_zero: [0; 8],
+        };
+        let connected = libc::connect(
+            fd,
+            (&address as *const libc::sockaddr_in).cast(),
+            std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+        );
+        assert_eq!(connected, 0, "connect: {}", std::io::Error::last_os_error());
+        TcpStream::from_raw_fd(fd)
+    }
+}
+
+/// Lets this test process open as many sockets as its hard limit allows.
+fn raise_own_descriptor_limit() {
+    let mut rlimit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit read and write only the struct given.
+    unsafe {
+        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut rlimit), 0);
+        rlimit.rlim_cur = rlimit.rlim_max;
+        assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &rlimit), 0);
+    }
+}
+
+/// Clients that pipeline requests for long answers and never read them
+/// (their TCP window is tiny, so the answers stay with the server): each
+/// would make its connection keep a pipeline's worth of answers. The
+/// budget runs out, and the instance's memory grows by at most what
+/// config.rs writes down; other clients are still answered.
+#[test]
+fn never_reading_clients_cannot_grow_the_instance_past_its_buffer_budget() {
+    raise_own_descriptor_limit();
+    let stack = shared_stack(0);
+    let product = stack.create_product(100, 1_000_000);
+    // Fifty orders: the list answer is its longest, about 17 KiB.
+    stack.cluster.psql(&format!(
+        "INSERT INTO orders (idempotency_key, product_id, customer_id, quantity, unit_price, \
+         total_price, status) SELECT gen_random_uuid(), {product}, 'customer ' || i, 1, 100, \
+         100, 'CONFIRMED' FROM generate_series(1, 50) i"
+    ));
+    let server = own_server();
+    const ATTACKERS: usize = 1500;
+    const PIPELINED: usize = 100;
+    let list = request_bytes("GET", &format!("/orders?product_id={product}"), None);
+    let pipeline: Vec<u8> = (0..PIPELINED).flat_map(|_| list.clone()).collect();
+    // Warm-up: well-behaved clients, as many, each reading its answers, so
+    // the memory every load touches (the database pipelines, the wait
+    // queue, the event list) is resident before the baseline is taken.
+    let mut readers: Vec<Conn> = (0..ATTACKERS).map(|_| server.conn()).collect();
+    for round in 0..2 {
+        for conn in &mut readers {
+            conn.send(&list);
+        }
+        for conn in &mut readers {
+            let status = conn.read_response().status;
+            assert!(round == 0 || matches!(status, 200 | 503), "{status}");
+        }
+    }
+    drop(readers);
+    std::thread::sleep(Duration::from_millis(500));
+    let baseline = resident_kib(server.pid());
+    let mut attackers = Vec::with_capacity(ATTACKERS);
+    for _ in 0..ATTACKERS {
+        let mut stream = connect_with_small_window(server.port());
+        let _ = stream.set_nonblocking(true);
+        let _ = stream.write(&pipeline);
+        attackers.push(stream);
+    }
+    // The budget runs out (else the attack is not being absorbed by it).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !server.stderr().contains("client buffer budget spent") {
+        assert!(
+            Instant::now() < deadline,
+            "the buffer budget was never spent; grown by {} KiB",
+            resident_kib(server.pid()).saturating_sub(baseline)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    let grown_kib = resident_kib(server.pid()).saturating_sub(baseline);
+    let body = format!(
+        r#"{{"product_id":{product},"idempotency_key":"{}","customer_id":"c","quantity":1}}"#,
+        support::server::new_uuid_v4()
+    );
+    // Another client is answered at once: its small requests fit its own
+    // share; those needing the database may find its queue full of the
+    // attack's reads (503, refused before reaching it).
+    let mut other = server.conn();
+    assert_eq!(other.get("/health").status, 200);
+    for path in [
+        "/orders",
+        "/products/1",
+        &format!("/orders?product_id={product}"),
+    ] {
+        let response = if path == "/orders" {
+            other.post(path, &body)
+        } else {
+            other.get(path)
+        };
+        assert!(
+            matches!(response.status, 200 | 201 | 503),
+            "{path}: {} {}",
+            response.status,
+            response.body_text()
+        );
+    }
+    // The arithmetic of config.rs for this many connections, and a third
+    // more for the allocator (freed buffers are not all returned at once).
+    let budget_kib = (ATTACKERS
+        * (flashsale::config::CLIENT_BYTES_MAX
+            + flashsale::config::HTTP_CONNECTION_BYTES_FREE
+            + flashsale::config::HTTP_UNSAFE_ANSWER_BYTES_MAX
+            + flashsale::config::HTTP_ERROR_ANSWER_BYTES_MAX)
+        + flashsale::config::HTTP_SHARED_BUFFER_BYTES
+        + flashsale::config::PG_POOL_SIZE_DEFAULT * flashsale::config::PG_READ_BUF_BYTES_MAX)
+        * 4
+        / 3
+        / 1024;
+    assert!(
+        grown_kib <= budget_kib as u64,
+        "grew by {grown_kib} KiB, the budget is {budget_kib} KiB"
+    );
+    drop(attackers);
+}

@@ -108,6 +108,24 @@ pub fn write_error(
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn the_longest_head_fits_its_bound() {
+        let mut longest = 0;
+        for status in 100..600 {
+            let mut out = Vec::new();
+            write_head(&mut out, status, usize::MAX, true, Some("GET, HEAD, POST"));
+            longest = longest.max(out.len());
+            out.clear();
+            write_head(&mut out, status, usize::MAX, false, Some("GET, HEAD, POST"));
+            longest = longest.max(out.len());
+        }
+        assert!(
+            longest <= crate::config::HTTP_RESPONSE_HEAD_BYTES_MAX,
+            "{longest}"
+        );
+    }
+
     use super::*;
 
     #[test]

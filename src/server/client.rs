@@ -15,14 +15,19 @@ use mio::net::TcpStream;
 
 use crate::api::{Answer, Handled};
 use crate::config::{
-    HTTP_IDLE_TIMEOUT, HTTP_INPUT_BYTES_MAX, HTTP_LINGER_BYTES_MAX, HTTP_LINGER_TIMEOUT,
-    HTTP_OUTPUT_BYTES_KEPT, HTTP_OUTPUT_BYTES_MAX, HTTP_PARTIAL_REQUEST_TIMEOUT,
+    HTTP_BUFFER_BYTES_KEPT, HTTP_IDLE_TIMEOUT, HTTP_INPUT_BYTES_MAX, HTTP_LINGER_BYTES_MAX,
+    HTTP_LINGER_TIMEOUT, HTTP_OUTPUT_BYTES_MAX, HTTP_PARTIAL_REQUEST_TIMEOUT,
+    HTTP_RESPONSE_HEAD_BYTES_MAX,
 };
 use crate::http::request::{parse_request, Body, Method, Parsed, Progress};
 use crate::http::response::{
     error_body_len, write_error, write_head, write_json_response, CONTINUE_100,
 };
 use crate::nonblocking::{self, Received};
+use crate::server::budget::Limits;
+
+/// The answer to a request refused for lack of buffer memory.
+const OVERLOADED: &str = "server overloaded, retry later";
 
 /// Where a connection is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,6 +51,9 @@ pub struct Framing {
     /// A HEAD request: the head of the answer only (its Content-Length is
     /// the body's that is left out).
     pub head_only: bool,
+    /// A GET or HEAD: answering it changed nothing, so an answer too big for
+    /// the memory left may be replaced by a 503.
+    pub safe: bool,
 }
 
 pub struct Client {
@@ -70,6 +78,10 @@ pub struct Client {
     /// complete request it sent before is answered, in order; then the
     /// connection closes.
     peer_closed: bool,
+    /// What the buffers may do now; set by `Clients` before each operation.
+    limits: Limits,
+    /// Bytes of the shared buffer budget this connection holds.
+    charged: usize,
 }
 
 /// What a read attempt found.
@@ -89,6 +101,9 @@ pub enum ReadOutcome {
     Paused,
     /// The peer closed its side.
     Eof,
+    /// A partial request needs more input than the memory left allows: a
+    /// 503 is queued and the connection closes.
+    Starved,
     /// A closing connection kept sending past what its linger drains: no
     /// more is read, close it.
     Overflowing,
@@ -151,7 +166,20 @@ impl Client {
             partial_since: None,
             continue_sent: false,
             peer_closed: false,
+            limits: Limits::UNBOUNDED,
+            charged: 0,
         }
+    }
+
+    /// Bytes its buffers hold.
+    pub fn held(&self) -> usize {
+        self.input.capacity() + self.output.capacity() + self.parse.capacity()
+    }
+
+    /// The limits for the next operations (from the shared budget), and
+    /// what it draws from that budget, to settle afterwards.
+    pub fn budget_terms(&mut self) -> (&mut Limits, &mut usize) {
+        (&mut self.limits, &mut self.charged)
     }
 
     pub fn socket(&mut self) -> &mut TcpStream {
@@ -181,11 +209,16 @@ impl Client {
         self.output.len() - self.output_sent
     }
 
-    /// Whether the next request may be parsed and handed over now.
+    /// Whether the next request may be parsed and handed over now. With
+    /// the shared budget spent, a connection whose client has not read its
+    /// last answer takes no new one.
     fn can_take_request(&self) -> bool {
-        self.phase == Phase::Open
-            && self.waiting.is_none()
-            && self.unsent_output() < HTTP_OUTPUT_BYTES_MAX
+        let output_room = if self.limits.budget_spent {
+            1
+        } else {
+            HTTP_OUTPUT_BYTES_MAX
+        };
+        self.phase == Phase::Open && self.waiting.is_none() && self.unsent_output() < output_room
     }
 
     /// Reads once into `chunk` and appends to the input, unless the
@@ -208,17 +241,27 @@ impl Client {
                 Received::Eof => ReadOutcome::Eof,
             });
         }
-        let room = HTTP_INPUT_BYTES_MAX
+        let wanted = HTTP_INPUT_BYTES_MAX
             .saturating_sub(self.input.len())
             .min(chunk.len());
-        if !self.can_take_request() || room == 0 || self.peer_closed {
+        if !self.can_take_request() || wanted == 0 || self.peer_closed {
             self.read_paused = true;
             return Ok(ReadOutcome::Paused);
+        }
+        let spare = self.input.capacity() - self.input.len();
+        let room = wanted.min(spare.saturating_add(self.limits.growth));
+        if room == 0 {
+            // Reading happens only once the input's complete requests are
+            // served, so what it holds is one partial request.
+            write_error(&mut self.output, 503, OVERLOADED, false, None);
+            self.begin_closing();
+            return Ok(ReadOutcome::Starved);
         }
         self.read_paused = false;
         let chunk = &mut chunk[..room];
         Ok(match nonblocking::read(&mut self.socket, chunk)? {
             Received::Data { len, drained } => {
+                self.grow_input_for(len, spare + self.limits.growth);
                 self.input.extend_from_slice(&chunk[..len]);
                 if drained {
                     ReadOutcome::DataDrained
@@ -229,6 +272,21 @@ impl Client {
             Received::WouldBlock => ReadOutcome::WouldBlock,
             Received::Eof => ReadOutcome::Eof,
         })
+    }
+
+    /// Makes room for `len` more input bytes: doubling, so a request read in
+    /// small pieces is not copied again for each, but never past the input
+    /// limit or the `room` the budget allows.
+    fn grow_input_for(&mut self, len: usize, room: usize) {
+        let needed = self.input.len() + len;
+        if needed <= self.input.capacity() {
+            return;
+        }
+        let target = (2 * self.input.capacity())
+            .clamp(HTTP_BUFFER_BYTES_KEPT / 4, HTTP_INPUT_BYTES_MAX)
+            .min(self.input.len() + room)
+            .max(needed);
+        self.input.reserve_exact(target - self.input.len());
     }
 
     /// The peer closed its sending side. Returns whether the connection can
@@ -273,6 +331,7 @@ impl Client {
                     framing: Framing {
                         keep_alive: request.head.keep_alive,
                         head_only: request.head.method == Method::Head,
+                        safe: matches!(request.head.method, Method::Get | Method::Head),
                     },
                     consumed: request.consumed,
                 })
@@ -306,7 +365,7 @@ impl Client {
     /// written now, or it is waited for.
     pub fn finish_request(&mut self, framing: Framing, consumed: usize, handled: Handled<'_>) {
         match handled {
-            Handled::Answered(answer) => write_answer(&mut self.output, answer, framing),
+            Handled::Answered(answer) => self.write_answer(answer, framing),
             Handled::Pending => self.waiting = Some(framing),
         }
         if !framing.keep_alive {
@@ -314,17 +373,60 @@ impl Client {
         }
         self.input.drain(..consumed);
         self.parse.reset();
-        if self.input.is_empty() && self.input.capacity() > HTTP_INPUT_BYTES_MAX {
-            self.input.shrink_to(0);
+        if self.limits.budget_pressed {
+            self.give_back_memory();
+        }
+    }
+
+    /// Shrinks buffers grown for one request (a big body, a long answer, a
+    /// pipeline) back to `HTTP_BUFFER_BYTES_KEPT` once they are empty
+    /// enough, so the shared budget gets the memory back.
+    pub fn give_back_memory(&mut self) {
+        self.parse.shrink_to(HTTP_BUFFER_BYTES_KEPT);
+        if self.input.len() <= HTTP_BUFFER_BYTES_KEPT {
+            self.input.shrink_to(HTTP_BUFFER_BYTES_KEPT);
+        }
+        if self.unsent_output() == 0 {
+            self.output.clear();
+            self.output_sent = 0;
+            self.output.shrink_to(HTTP_BUFFER_BYTES_KEPT);
         }
     }
 
     /// The answer to the waiting request (none waiting: nothing to do).
     pub fn answer(&mut self, answer: Answer<'_>, now: Instant) {
         if let Some(framing) = self.waiting.take() {
-            write_answer(&mut self.output, answer, framing);
+            self.write_answer(answer, framing);
             self.last_active = now;
         }
+    }
+
+    /// Queues an answer, with the room for it reserved exactly. An answer
+    /// to a read that the memory left cannot hold becomes a 503 (the read
+    /// can be repeated); any other answer is written whatever the budget
+    /// says (it is small, and it must reach the client).
+    fn write_answer(&mut self, answer: Answer<'_>, framing: Framing) {
+        let mut needed = self.room_needed_for(&answer);
+        let answer = if framing.safe && needed > self.output.capacity() + self.limits.growth {
+            let refused = Answer::Refused(crate::api::OVERLOADED);
+            needed = self.room_needed_for(&refused);
+            refused
+        } else {
+            answer
+        };
+        if needed > self.output.capacity() {
+            self.output.reserve_exact(needed - self.output.len());
+        }
+        write_answer(&mut self.output, answer, framing);
+    }
+
+    /// The output buffer's length once `answer` is queued, at most.
+    fn room_needed_for(&self, answer: &Answer<'_>) -> usize {
+        let body_len = match answer {
+            Answer::Json { body, .. } => body.len(),
+            Answer::Refused(refusal) => error_body_len(refusal.message),
+        };
+        self.output.len() + HTTP_RESPONSE_HEAD_BYTES_MAX + body_len
     }
 
     /// Writes pending output as far as the socket takes it.
@@ -335,10 +437,11 @@ impl Client {
         }
         self.output.clear();
         self.output_sent = 0;
-        // A long list answer can grow the buffer; idle connections should not
-        // keep that memory.
-        if self.output.capacity() > HTTP_OUTPUT_BYTES_MAX {
-            self.output.shrink_to(HTTP_OUTPUT_BYTES_KEPT);
+        // A long answer or a pipeline's worth of answers grew the buffer;
+        // past its usual size, or when the budget runs low, the memory goes
+        // back.
+        if self.output.capacity() > HTTP_OUTPUT_BYTES_MAX || self.limits.budget_pressed {
+            self.give_back_memory();
         }
         if self.phase == Phase::Closing && self.waiting.is_none() {
             let _ = self.socket.shutdown(Shutdown::Write);
@@ -357,8 +460,12 @@ impl Client {
         })
     }
 
-    /// Idle, slow and lingering connections end here.
+    /// Idle, slow and lingering connections end here; with the buffer
+    /// budget running low, idle ones give back what they grew.
     pub fn sweep(&mut self, now: Instant) -> Swept {
+        if self.limits.budget_pressed && self.waiting.is_none() {
+            self.give_back_memory();
+        }
         let since = |t: Instant| now.saturating_duration_since(t);
         match self.phase {
             Phase::Lingering { since: t, .. } if since(t) >= HTTP_LINGER_TIMEOUT => Swept::Close,
@@ -412,6 +519,7 @@ fn write_answer(out: &mut Vec<u8>, answer: Answer<'_>, framing: Framing) {
     let Framing {
         keep_alive,
         head_only,
+        ..
     } = framing;
     match answer {
         Answer::Json { status, body } if head_only => {
@@ -432,5 +540,19 @@ fn write_answer(out: &mut Vec<u8>, answer: Answer<'_>, framing: Framing) {
             keep_alive,
             refusal.allow,
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_connection_costs_less_than_its_allowance() {
+        // Its slot in `Clients` (the struct in an Option, a generation and a
+        // flag) and the allocator's header on each of its three buffers fit
+        // the figure the memory arithmetic in config.rs counts.
+        let slot = std::mem::size_of::<Option<Client>>() + 8 + 3 * 16;
+        assert!(slot <= crate::config::CLIENT_BYTES_MAX, "{slot}");
     }
 }

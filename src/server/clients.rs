@@ -10,10 +10,11 @@
 //! request is answered and when the connection closes, so an answer for a
 //! request that has gone is recognised and dropped.
 
-use std::ops::Range;
+use std::ops::{Deref, DerefMut, Range};
 use std::time::Instant;
 
 use crate::api::{Answer, Host, RequestId};
+use crate::server::budget::BufferBudget;
 use crate::server::client::Client;
 
 struct Slot {
@@ -29,6 +30,44 @@ pub struct Clients {
     free: Vec<usize>,
     to_flush: Vec<usize>,
     to_resume: Vec<usize>,
+    /// Every connection's buffers beyond its free share come from here.
+    budget: BufferBudget,
+}
+
+/// A connection lent out for one or more operations: it gets the buffer
+/// limits of the moment first, and what its buffers then hold is settled
+/// with the budget when the loan ends.
+pub struct ClientMut<'a> {
+    client: &'a mut Client,
+    budget: &'a mut BufferBudget,
+}
+
+impl<'a> ClientMut<'a> {
+    fn lend(client: &'a mut Client, budget: &'a mut BufferBudget) -> ClientMut<'a> {
+        let held = client.held();
+        *client.budget_terms().0 = budget.limits(held);
+        ClientMut { client, budget }
+    }
+}
+
+impl Deref for ClientMut<'_> {
+    type Target = Client;
+    fn deref(&self) -> &Client {
+        self.client
+    }
+}
+
+impl DerefMut for ClientMut<'_> {
+    fn deref_mut(&mut self) -> &mut Client {
+        self.client
+    }
+}
+
+impl Drop for ClientMut<'_> {
+    fn drop(&mut self) {
+        let held = self.client.held();
+        self.budget.settle(self.client.budget_terms().1, held);
+    }
 }
 
 impl Clients {
@@ -42,8 +81,9 @@ impl Clients {
         0..self.slots.len()
     }
 
-    pub fn get_mut(&mut self, index: usize) -> Option<&mut Client> {
-        self.slots.get_mut(index)?.client.as_mut()
+    pub fn get_mut(&mut self, index: usize) -> Option<ClientMut<'_>> {
+        let client = self.slots.get_mut(index)?.client.as_mut()?;
+        Some(ClientMut::lend(client, &mut self.budget))
     }
 
     /// Every open connection is idle: nothing waits, nothing is unsent.
@@ -76,7 +116,10 @@ impl Clients {
     /// Frees the slot; the connection, if any, is returned to be closed.
     pub fn remove(&mut self, index: usize) -> Option<Client> {
         let slot = &mut self.slots[index];
-        let client = slot.client.take();
+        let mut client = slot.client.take();
+        if let Some(client) = client.as_mut() {
+            self.budget.settle(client.budget_terms().1, 0);
+        }
         slot.generation = slot.generation.wrapping_add(1);
         slot.queued_for_flush = false;
         self.free.push(index);
@@ -159,7 +202,7 @@ impl Host for Answering<'_> {
         let Some(client) = slot.client.as_mut() else {
             return;
         };
-        client.answer(answer, self.now);
+        ClientMut::lend(client, &mut self.clients.budget).answer(answer, self.now);
         slot.generation = slot.generation.wrapping_add(1);
         self.clients.to_resume.push(index);
         self.clients.queue_flush(index);

@@ -10,6 +10,7 @@
 //! turn's orders leave) -> timers -> send everything queued for the database
 //! in one write per connection -> write every touched client once.
 
+mod budget;
 mod client;
 mod clients;
 
@@ -183,7 +184,11 @@ impl Server {
             self.clients.live()
         );
         for index in self.clients.indexes() {
-            if self.clients.get_mut(index).is_some_and(Client::begin_drain) {
+            if self
+                .clients
+                .get_mut(index)
+                .is_some_and(|mut c| c.begin_drain())
+            {
                 self.close(index);
             }
         }
@@ -303,10 +308,11 @@ impl Server {
     /// side, which a short read does not show, so the end is read too.
     fn read_from(&mut self, index: usize, now: Instant, read_closed: bool) {
         for _ in 0..config::READS_PER_CONNECTION_PER_TURN {
-            let Some(client) = self.clients.get_mut(index) else {
-                return;
+            let read = match self.clients.get_mut(index) {
+                Some(mut client) => client.read(&mut self.read_chunk),
+                None => return,
             };
-            match client.read(&mut self.read_chunk) {
+            match read {
                 Ok(ReadOutcome::Data) => self.serve_input(index, now),
                 Ok(ReadOutcome::Discarded) => {}
                 Ok(ReadOutcome::DataDrained) => {
@@ -316,8 +322,13 @@ impl Server {
                     }
                 }
                 Ok(ReadOutcome::WouldBlock | ReadOutcome::Paused) => return,
+                Ok(ReadOutcome::Starved) => return self.clients.queue_flush(index),
                 Ok(ReadOutcome::Eof) => {
-                    if client.on_peer_closed() {
+                    if self
+                        .clients
+                        .get_mut(index)
+                        .is_some_and(|mut c| c.on_peer_closed())
+                    {
                         return self.close(index);
                     }
                     return self.serve_input(index, now);
@@ -326,8 +337,8 @@ impl Server {
             }
         }
         // Its share of this turn is used up: the rest waits for the next.
-        if let Some(client) = self.clients.get_mut(index) {
-            client.pause_reading();
+        let open = self.clients.get_mut(index).map(|mut c| c.pause_reading());
+        if open.is_some() {
             self.clients.queue_resume(index);
         }
     }
@@ -337,12 +348,13 @@ impl Server {
     fn serve_input(&mut self, index: usize, now: Instant) {
         loop {
             let id = self.clients.request_id(index);
-            let Some(client) = self.clients.get_mut(index) else {
+            let Some(mut client) = self.clients.get_mut(index) else {
                 return;
             };
             let incoming = match client.next_request(now) {
                 Next::Request(incoming) => incoming,
                 Next::Nothing { wrote } => {
+                    drop(client);
                     if wrote {
                         self.clients.queue_flush(index);
                     }
@@ -358,6 +370,7 @@ impl Server {
             };
             let handled = self.app.on_request(&request, &mut self.pool, now);
             client.finish_request(framing, consumed, handled);
+            drop(client);
             self.clients.queue_flush(index);
         }
     }
@@ -380,10 +393,11 @@ impl Server {
     }
 
     fn flush_client(&mut self, index: usize, now: Instant) {
-        let Some(client) = self.clients.get_mut(index) else {
-            return;
+        let flushed = match self.clients.get_mut(index) {
+            Some(mut client) => client.flush(now),
+            None => return,
         };
-        match client.flush(now) {
+        match flushed {
             Ok(Flushed::Lingering) => self.read_from(index, now, false), // may see EOF at once
             Ok(Flushed::Unblocked) => {
                 self.serve_input(index, now);
@@ -397,10 +411,10 @@ impl Server {
     /// Closes idle, slow and lingering connections.
     fn sweep(&mut self, now: Instant) {
         for index in self.clients.indexes() {
-            let Some(client) = self.clients.get_mut(index) else {
+            let Some(swept) = self.clients.get_mut(index).map(|mut c| c.sweep(now)) else {
                 continue;
             };
-            match client.sweep(now) {
+            match swept {
                 Swept::Keep => {}
                 Swept::Close => self.close(index),
                 Swept::TimedOut => self.clients.queue_flush(index),

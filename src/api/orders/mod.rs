@@ -47,3 +47,35 @@ pub fn render_order(out: &mut Vec<u8>, order: &OrderRow<'_>) {
     render::timestamp(out, b",\"created_at\":", order.created_at);
     out.push(b'}');
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{CUSTOMER_ID_CHARS_MAX, ORDER_JSON_BYTES_MAX};
+
+    #[test]
+    fn the_widest_order_fits_its_bound() {
+        // Control characters are the ones escaped the longest (\u00XX).
+        let customer_id = "\u{1}".repeat(CUSTOMER_ID_CHARS_MAX);
+        let order = OrderRow {
+            id: [0xff; 16],
+            idempotency_key: [0xff; 16],
+            product_id: i32::MIN,
+            customer_id: &customer_id,
+            quantity: i32::MIN,
+            unit_price: i32::MIN,
+            total_price: i32::MIN,
+            status: "CANCELLED",
+            created_at: Timestamp(i64::MAX),
+            _row: std::marker::PhantomData,
+        };
+        let mut out = Vec::new();
+        render_order(&mut out, &order);
+        assert!(
+            out.len() > 6 * CUSTOMER_ID_CHARS_MAX,
+            "escaped: {}",
+            out.len()
+        );
+        assert!(out.len() <= ORDER_JSON_BYTES_MAX, "{}", out.len());
+    }
+}
