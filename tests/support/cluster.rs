@@ -278,6 +278,30 @@ impl PgCluster {
         self.superuser_psql(APP_DB, sql)
     }
 
+    /// Runs `sql` in database `flashsale` as `user` with `password`, over
+    /// TCP with the `psql` client (so this cluster's method authenticates
+    /// it): trimmed stdout, or psql's stderr.
+    pub fn try_psql_as(&self, user: &str, password: &str, sql: &str) -> Result<String, String> {
+        let mut cmd = Command::new(&self.psql_bin);
+        scrub_pg_env(&mut cmd);
+        cmd.env("PGPASSWORD", password)
+            .env("PGPASSFILE", self.base.join("no-such-pgpass"))
+            .args(PSQL_FLAGS)
+            .args(["-w", "-h", "127.0.0.1", "-p"])
+            .arg(self.port.to_string())
+            .args(["-U", user, "-d", APP_DB, "-f", "-"]);
+        run_capture(cmd, Some(sql.as_bytes().to_vec()))
+    }
+
+    /// Sets `role`'s password, stored as this cluster's method needs it
+    /// (MD5 for [`Auth::Md5`], else SCRAM).
+    pub fn set_password(&self, role: &str, password: &str) {
+        self.psql(&format!(
+            "SET password_encryption = '{}';\nALTER ROLE {role} PASSWORD '{password}';",
+            self.auth.password_encryption()
+        ));
+    }
+
     /// `psql -f path` as superuser in database `flashsale`, stopping at the
     /// first error (panics with psql's stderr).
     pub fn apply_file(&self, path: &Path) {
