@@ -1,9 +1,56 @@
--- flashsale schema, seed data and the functions the API calls.
+-- flashsale schema, seed data, the functions the API calls, and who may do
+-- what.
 --
 -- Every API operation is ONE statement calling one function below, run in its
 -- own implicit transaction: the stock check-and-decrement, the order insert
 -- and the idempotency check commit together or not at all. The API keeps no
 -- authoritative state. Idempotent: safe to apply to an existing database.
+-- Applied by a superuser (the image's POSTGRES_USER, perf/stack's pg_user,
+-- the tests' postgres), in the database the API uses.
+--
+-- Roles (README, "Database roles"):
+--   flashsale_owner  NOLOGIN; owns the tables, their sequence and the
+--                    functions. Nobody logs in as it.
+--   flashsale_api    LOGIN, the user of the API's DATABASE_URL. May connect,
+--                    SELECT products and orders (the API's plain reads) and
+--                    EXECUTE the order functions, which run as their owner
+--                    (SECURITY DEFINER) and are the only way to write. It
+--                    cannot write a table, create anything (not even a
+--                    temporary table), or run superuser-only commands.
+-- Its password is stored as the SCRAM verifier of the password in the
+-- DATABASE_URL of docker-compose.yml (a verifier is not a password: it
+-- cannot log in); tests/deploy_checks.rs checks that the two agree. The role
+-- is created once: a password rotated since (README) survives re-applying
+-- this file.
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'flashsale_owner') THEN
+        CREATE ROLE flashsale_owner NOLOGIN;
+    END IF;
+    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'flashsale_api') THEN
+        CREATE ROLE flashsale_api LOGIN PASSWORD
+            'SCRAM-SHA-256$4096:erQAPck8Mxb4iN8TAGrdHw==$nLPt91nPAX0E3yHPVkf8QQu82oXnrDpFj3oezOpc8cA=:7dxBaw/zmJf5aRKjS8c93fT5QEkFQpNovTUozMJ9fHE=';
+    END IF;
+END
+$$;
+-- Whatever the roles were made into since, they are these again.
+ALTER ROLE flashsale_owner NOLOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS;
+ALTER ROLE flashsale_api LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS;
+
+-- Only the API role (and superusers) may connect, and nobody but superusers
+-- creates temporary objects: PUBLIC's default CONNECT and TEMPORARY go. A
+-- role without TEMPORARY has no pg_temp schema, so it cannot plant a table
+-- that a function's unqualified name would find before ours.
+DO $$
+BEGIN
+    EXECUTE format('REVOKE ALL ON DATABASE %I FROM PUBLIC', current_database());
+    EXECUTE format('GRANT CONNECT ON DATABASE %I TO flashsale_api', current_database());
+END
+$$;
+-- PostgreSQL 15 already creates schema public without CREATE for PUBLIC;
+-- older databases (and restored dumps) may still have it.
+REVOKE CREATE ON SCHEMA public FROM PUBLIC;
+GRANT USAGE ON SCHEMA public TO flashsale_owner, flashsale_api;
 
 CREATE TABLE IF NOT EXISTS products (
     id            integer PRIMARY KEY,
@@ -53,6 +100,12 @@ INSERT INTO products (id, name, price, initial_stock, current_stock) VALUES
     (5, 'Noise-Cancel Headphones',  14999,  30,  30)
 ON CONFLICT (id) DO NOTHING;
 
+-- The functions run as their owner (SECURITY DEFINER): they are the only way
+-- the API role writes. Their search_path is pinned, with pg_temp last, so
+-- that no caller's search_path or temporary object decides what a name in
+-- their bodies means (PostgreSQL's "Writing SECURITY DEFINER Functions
+-- Safely").
+--
 -- Outcome codes shared with src/api/statements.rs.
 --   place_order:  0 created (201), 1 replayed (200), 2 no such product (404),
 --                 3 insufficient stock (409)
@@ -65,7 +118,7 @@ RETURNS TABLE (
     outcome integer, id uuid, idempotency_key uuid, product_id integer,
     customer_id text, quantity integer, unit_price integer, total_price integer,
     status text, created_at timestamptz)
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $$
 #variable_conflict use_column
 DECLARE
     v_price integer;
@@ -114,7 +167,7 @@ $$;
 -- p_product_id NULL: the request had no body (compat.md), any product.
 CREATE OR REPLACE FUNCTION cancel_order(p_order_id uuid, p_product_id integer)
 RETURNS TABLE (outcome integer, restored_quantity integer)
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $$
 #variable_conflict use_column
 DECLARE
     v_product_id integer;
@@ -159,7 +212,7 @@ RETURNS TABLE (
     idx integer, outcome integer, id uuid, idempotency_key uuid, product_id integer,
     customer_id text, quantity integer, unit_price integer, total_price integer,
     status text, created_at timestamptz)
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $$
 #variable_conflict use_column
 DECLARE
     n integer := cardinality(p_keys);
@@ -291,3 +344,30 @@ BEGIN
         WHERE b.outcome IN (2, 3);
 END
 $$;
+
+-- Ownership and privileges, for objects created above or by earlier
+-- versions of this file (CREATE OR REPLACE keeps a function's owner and
+-- grants; ALTER ... OWNER is a no-op when it already is).
+ALTER TABLE products OWNER TO flashsale_owner;
+-- Also its identity sequence and its indexes.
+ALTER TABLE orders OWNER TO flashsale_owner;
+ALTER FUNCTION place_order(integer, uuid, text, integer) OWNER TO flashsale_owner;
+ALTER FUNCTION cancel_order(uuid, integer) OWNER TO flashsale_owner;
+ALTER FUNCTION place_orders(integer[], uuid[], text[], integer[]) OWNER TO flashsale_owner;
+
+REVOKE ALL ON ALL TABLES IN SCHEMA public FROM PUBLIC;
+REVOKE ALL ON ALL SEQUENCES IN SCHEMA public FROM PUBLIC;
+REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA public FROM PUBLIC;
+-- Functions created later (by whoever applies this file, or as the owner)
+-- are not executable by everyone either.
+ALTER DEFAULT PRIVILEGES REVOKE EXECUTE ON FUNCTIONS FROM PUBLIC;
+ALTER DEFAULT PRIVILEGES FOR ROLE flashsale_owner REVOKE EXECUTE ON FUNCTIONS FROM PUBLIC;
+
+-- The API's plain SELECTs: get_product, get_order, list_orders.
+GRANT SELECT ON products, orders TO flashsale_api;
+-- Its writes: place_order, place_orders, cancel_order.
+GRANT EXECUTE ON FUNCTION
+    place_order(integer, uuid, text, integer),
+    cancel_order(uuid, integer),
+    place_orders(integer[], uuid[], text[], integer[])
+    TO flashsale_api;

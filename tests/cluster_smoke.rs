@@ -11,8 +11,10 @@ use std::time::{Duration, Instant};
 use support::cluster::{Auth, PgCluster};
 
 /// Connects with the real `psql` client as whoever the URL names; returns
-/// `select current_user` or psql's stderr.
+/// `select current_user` or psql's stderr. The URL's `require_auth` (for our
+/// client) is left out: libpq knows it only from version 16 on.
 fn client(cluster: &PgCluster, url: &str, pgpassword: Option<&str>) -> Result<String, String> {
+    let url = without_require_auth(url);
     let mut cmd = Command::new(cluster.psql_bin());
     for (key, _) in std::env::vars_os() {
         if key.to_string_lossy().starts_with("PG") {
@@ -27,7 +29,7 @@ fn client(cluster: &PgCluster, url: &str, pgpassword: Option<&str>) -> Result<St
     let out = cmd
         .args(["-X", "-w", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1"])
         .args(["-c", "select current_user"])
-        .arg(url)
+        .arg(&url)
         .stdin(Stdio::null())
         .output()
         .expect("run psql client");
@@ -35,6 +37,21 @@ fn client(cluster: &PgCluster, url: &str, pgpassword: Option<&str>) -> Result<St
         Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
     } else {
         Err(String::from_utf8_lossy(&out.stderr).trim().to_owned())
+    }
+}
+
+fn without_require_auth(url: &str) -> String {
+    let Some((base, query)) = url.split_once('?') else {
+        return url.to_owned();
+    };
+    let kept: Vec<&str> = query
+        .split('&')
+        .filter(|p| !p.starts_with("require_auth="))
+        .collect();
+    if kept.is_empty() {
+        base.to_owned()
+    } else {
+        format!("{base}?{}", kept.join("&"))
     }
 }
 

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use flashsale::config::PG_LOCK_TIMEOUT;
 use support::cluster::{Auth, PgCluster};
 use support::server::http::{request_bytes, Conn};
-use support::server::{apply_schema, new_uuid_v4, ServerProcess};
+use support::server::{api_url, apply_schema, new_uuid_v4, ServerProcess};
 
 const LOCKED: i64 = 400;
 const OTHERS: [i64; 2] = [401, 402];
@@ -68,8 +68,8 @@ fn a_held_row_lock_delays_no_read_and_hides_no_commit() {
         OTHERS[0], OTHERS[1]
     ));
     let servers = [
-        ServerProcess::start(&cluster.url(), &[]),
-        ServerProcess::start(&cluster.url(), &[]),
+        ServerProcess::start(&api_url(&cluster), &[]),
+        ServerProcess::start(&api_url(&cluster), &[]),
     ];
     let (mut refused, mut placed) = (Vec::new(), Vec::new());
     std::thread::scope(|scope| {

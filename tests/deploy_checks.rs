@@ -1,6 +1,7 @@
 //! Checks of the deployment files, which cannot be exercised here by Docker
 //! itself: docker-compose.yml (services, budget, network, health checks,
-//! Postgres durability), nginx/nginx.conf, the Dockerfile and .dockerignore,
+//! Postgres durability, the API's database role and passwords, against a
+//! throw-away cluster with sql/init.sql), nginx/nginx.conf, the Dockerfile and .dockerignore,
 //! `perf/stack`'s reading of the compose file, and the image's binary: a
 //! static musl build that runs alone in an empty root.
 //!
@@ -8,6 +9,8 @@
 //! (block mappings and sequences, one-line flow sequences, quoted scalars,
 //! comments, block scalars; no anchors). `perf/stack` has its own reader in
 //! awk; a test asserts that both see the same thing.
+
+mod support;
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -18,6 +21,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use flashsale::pg::auth::Methods;
+use flashsale::pg::ConnectConfig;
+use support::cluster::{Auth, PgCluster};
 
 const SERVICES: [&str; 4] = ["lb", "api-01", "api-02", "db"];
 const CPUS_BUDGET: f64 = 1.5;
@@ -563,6 +570,71 @@ fn compose_db_is_postgres_16_with_init_sql_and_durable_commits() {
     assert!(
         shared * 2 < compose.memory_bytes("db"),
         "shared_buffers too large for the db limit"
+    );
+}
+
+/// The URL both API instances connect with (they differ only in name).
+fn api_connect_config(compose: &Compose) -> ConnectConfig {
+    let url = compose.env("api-01", "DATABASE_URL").expect("DATABASE_URL");
+    ConnectConfig::from_url(&url).unwrap_or_else(|e| panic!("api-01 DATABASE_URL: {e}"))
+}
+
+#[test]
+fn compose_api_connects_as_its_own_role_not_the_superuser() {
+    let compose = Compose::load();
+    let superuser = compose.env("db", "POSTGRES_USER").expect("POSTGRES_USER");
+    let superuser_password = compose
+        .env("db", "POSTGRES_PASSWORD")
+        .expect("POSTGRES_PASSWORD");
+    let api = api_connect_config(&compose);
+    assert_ne!(
+        api.user, superuser,
+        "the API must not log in as the superuser"
+    );
+    let password = api
+        .password
+        .as_deref()
+        .expect("the API's URL has a password");
+    assert_ne!(
+        password, superuser_password,
+        "the superuser's password is not the API's"
+    );
+    assert_eq!(api.require_auth, Methods::DEFAULT, "SCRAM-SHA-256 only");
+    assert_eq!(
+        Some(api.database.as_str()),
+        compose.env("db", "POSTGRES_DB").as_deref()
+    );
+    let init = read("sql/init.sql");
+    assert!(
+        init.contains(&format!("CREATE ROLE {} LOGIN", api.user)),
+        "sql/init.sql makes the API's role {}",
+        api.user
+    );
+}
+
+/// init.sql stores the SCRAM verifier of the compose file's API password:
+/// that password logs in as the API role, the superuser's does not.
+#[test]
+fn init_sql_and_compose_agree_on_the_api_password() {
+    let compose = Compose::load();
+    let api = api_connect_config(&compose);
+    let cluster = PgCluster::start(Auth::Scram);
+    cluster.apply_file(&repo().join("sql/init.sql"));
+    let password = api
+        .password
+        .as_deref()
+        .expect("the API's URL has a password");
+    let me = cluster.try_psql_as(&api.user, password, "SELECT current_user");
+    assert_eq!(me.as_deref(), Ok(api.user.as_str()));
+    let superuser_password = compose
+        .env("db", "POSTGRES_PASSWORD")
+        .expect("POSTGRES_PASSWORD");
+    let refused = cluster
+        .try_psql_as(&api.user, &superuser_password, "SELECT 1")
+        .expect_err("the superuser's password must not log in as the API");
+    assert!(
+        refused.contains("password authentication failed"),
+        "{refused}"
     );
 }
 

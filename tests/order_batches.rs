@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use support::cluster::{Auth, PgCluster};
 use support::server::http::{request_bytes, Conn};
-use support::server::{apply_schema, new_uuid_v4, ServerProcess};
+use support::server::{api_url, apply_schema, new_uuid_v4, ServerProcess};
 
 /// The reference: the batch processed order by order with the single-order
 /// function, in ascending product id (ties by position).
@@ -223,7 +223,7 @@ fn a_batch_meeting_a_key_committed_meanwhile_is_answered_order_by_order() {
     cluster.psql(
         "INSERT INTO products VALUES (300, 'bulk', 100, 1000, 1000), (301, 'other', 100, 1000, 1000)",
     );
-    let server = ServerProcess::start(&cluster.url(), &[("DB_POOL_SIZE", "1")]);
+    let server = ServerProcess::start(&api_url(&cluster), &[("DB_POOL_SIZE", "1")]);
     const ORDERS: usize = 12;
     for attempt in 1..=5 {
         let held = new_uuid_v4();

@@ -1,10 +1,14 @@
-//! The Postgres client against a real, throw-away server: every auth method,
-//! deep pipelines, error isolation, lost connections, a restarted server and
-//! saturation. The test drives the pool with its own small mio loop, the way
+//! The Postgres client against a real, throw-away server: every auth method
+//! (and its refusal without `require_auth`), deep pipelines, error
+//! isolation, lost connections, a restarted server and saturation; and
+//! against scripted impostors that try to skip SCRAM's server signature. The test drives the pool with its own small mio loop, the way
 //! the server's event loop does.
 
 mod support;
 
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::thread;
 use std::time::{Duration, Instant};
 
 use flashsale::pg::{oid, ConnectConfig, Param, Pool, PoolConfig, Refused, Reply, Statement};
@@ -315,6 +319,110 @@ fn wrong_password_is_a_clear_error() {
             Err(Refused::Unavailable)
         );
     }
+}
+
+/// The error that stops a one-connection pool on `url` from becoming ready.
+fn connect_error(url: &str) -> String {
+    let mut driver = Driver::new(url, config(1));
+    let failed = driver.run_until(Duration::from_secs(10), |d| d.pool.last_error().is_some());
+    assert!(failed, "no error reported");
+    assert!(!driver.pool.is_healthy());
+    driver.pool.last_error().unwrap().to_string()
+}
+
+#[test]
+fn methods_other_than_scram_are_refused_unless_the_url_opts_in() {
+    for (auth, asked) in [
+        (Auth::Trust, "without authentication"),
+        (Auth::Password, "cleartext password"),
+        (Auth::Md5, "MD5 password"),
+    ] {
+        let cluster = PgCluster::start(auth);
+        let url = cluster.url_with("flashsale", "secret", None);
+        let error = connect_error(&url);
+        assert!(error.contains(asked), "{auth:?}: {error}");
+        assert!(error.contains("require_auth"), "{auth:?}: {error}");
+        assert!(!error.contains("secret"), "{auth:?}: {error}");
+    }
+}
+
+/// A server on a free port that reads our startup message, offers
+/// SCRAM-SHA-256 and plays `script` on the one connection it accepts.
+fn impostor(script: fn(&mut TcpStream)) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        let mut length = [0u8; 4];
+        stream.read_exact(&mut length).unwrap();
+        let mut startup = vec![0u8; u32::from_be_bytes(length) as usize - 4];
+        stream.read_exact(&mut startup).unwrap();
+        send_auth(&mut stream, 10, b"SCRAM-SHA-256\0\0");
+        script(&mut stream);
+    });
+    port
+}
+
+/// Writes an Authentication message: `R`, length, `code`, `data`.
+fn send_auth(stream: &mut TcpStream, code: i32, data: &[u8]) {
+    let mut message = vec![b'R'];
+    message.extend_from_slice(&(8 + data.len() as i32).to_be_bytes());
+    message.extend_from_slice(&code.to_be_bytes());
+    message.extend_from_slice(data);
+    stream.write_all(&message).unwrap();
+}
+
+/// Reads one tagged message from the client and returns its body.
+fn read_message(stream: &mut TcpStream) -> Vec<u8> {
+    let mut head = [0u8; 5];
+    stream.read_exact(&mut head).unwrap();
+    let length = u32::from_be_bytes([head[1], head[2], head[3], head[4]]) as usize;
+    let mut body = vec![0u8; length - 4];
+    stream.read_exact(&mut body).unwrap();
+    body
+}
+
+/// AuthenticationOk and ReadyForQuery: "you are in".
+fn let_in(stream: &mut TcpStream) {
+    send_auth(stream, 0, b"");
+    let _ = stream.write_all(&[b'Z', 0, 0, 0, 5, b'I']);
+}
+
+fn impostor_url(port: u16) -> String {
+    format!("postgres://flashsale:secret@127.0.0.1:{port}/flashsale")
+}
+
+#[test]
+fn a_server_that_lets_us_in_right_after_our_scram_start_is_refused() {
+    let port = impostor(|stream| {
+        read_message(stream); // SASLInitialResponse
+        let_in(stream);
+    });
+    let error = connect_error(&impostor_url(port));
+    assert!(
+        error.contains("without proving it knows the password"),
+        "{error}"
+    );
+}
+
+#[test]
+fn a_server_with_a_wrong_scram_signature_is_refused() {
+    let port = impostor(|stream| {
+        let initial = read_message(stream);
+        let text = String::from_utf8_lossy(&initial).into_owned();
+        let nonce = text.rsplit_once("r=").unwrap().1;
+        let first = format!("r={nonce}impostor,s=c2FsdHNhbHQ=,i=4096");
+        send_auth(stream, 11, first.as_bytes());
+        read_message(stream); // SASLResponse with our proof
+        send_auth(
+            stream,
+            12,
+            b"v=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+        );
+        let_in(stream);
+    });
+    let error = connect_error(&impostor_url(port));
+    assert!(error.contains("server signature"), "{error}");
 }
 
 /// Starts a one-connection pool preparing `statements` and returns the

@@ -14,7 +14,7 @@ use flashsale::config::Settings;
 use flashsale::server::Server;
 use support::cluster::{Auth, PgCluster};
 use support::server::http::{request_bytes, Conn};
-use support::server::{apply_schema, new_uuid_v4, ServerProcess};
+use support::server::{api_url, apply_schema, new_uuid_v4, ServerProcess};
 
 struct CountingAllocator;
 
@@ -64,7 +64,7 @@ fn orders_arriving_together_share_one_transaction() {
     let cluster = PgCluster::start(Auth::Scram);
     apply_schema(&cluster);
     big_stock_product(&cluster, 100);
-    let server = ServerProcess::start(&cluster.url(), &[("DB_POOL_SIZE", "1")]);
+    let server = ServerProcess::start(&api_url(&cluster), &[("DB_POOL_SIZE", "1")]);
     const ORDERS: usize = 40;
     let mut conns: Vec<Conn> = (0..ORDERS).map(|_| server.conn()).collect();
     // Every request is on the wire before any answer is read, so the
@@ -147,7 +147,7 @@ fn a_warm_server_thread_serves_every_endpoint_without_allocating() {
     apply_schema(&cluster);
     big_stock_product(&cluster, 101);
     let port = free_port();
-    let url = cluster.url();
+    let url = api_url(&cluster);
     let settings = Settings::from_lookup(|name| match name {
         "PORT" => Some(port.to_string()),
         "DATABASE_URL" => Some(url.clone()),

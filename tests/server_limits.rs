@@ -9,11 +9,11 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use support::server::http::{request_bytes, Conn};
-use support::server::{shared_stack, ServerProcess};
+use support::server::{api_url, shared_stack, ServerProcess};
 
 /// A server of its own on the database every test of this file shares.
 fn own_server() -> ServerProcess {
-    ServerProcess::start(&shared_stack(0).cluster.url(), &[])
+    ServerProcess::start(&api_url(&shared_stack(0).cluster), &[])
 }
 
 /// The descriptor limit under which the process can open exactly `more`

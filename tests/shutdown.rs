@@ -8,13 +8,13 @@ use std::time::{Duration, Instant};
 
 use support::cluster::{Auth, PgCluster};
 use support::server::http::{request_bytes, Conn};
-use support::server::{apply_schema, new_uuid_v4, ServerProcess};
+use support::server::{api_url, apply_schema, new_uuid_v4, ServerProcess};
 
 #[test]
 fn sigterm_answers_a_request_waiting_at_the_database_then_exits_zero() {
     let cluster = PgCluster::start(Auth::Scram);
     apply_schema(&cluster);
-    let mut server = ServerProcess::start(&cluster.url(), &[]);
+    let mut server = ServerProcess::start(&api_url(&cluster), &[]);
     let mut idle = server.conn();
     assert_eq!(idle.get("/health").status, 200);
 
@@ -72,7 +72,7 @@ fn sigterm_answers_a_request_waiting_at_the_database_then_exits_zero() {
 fn sigint_on_an_idle_server_exits_zero_at_once() {
     let cluster = PgCluster::start(Auth::Trust);
     apply_schema(&cluster);
-    let mut server = ServerProcess::start(&cluster.url(), &[]);
+    let mut server = ServerProcess::start(&api_url(&cluster), &[]);
     let mut conn = server.conn();
     assert_eq!(conn.get("/products/1").status, 200);
     let signalled_at = Instant::now();

@@ -1,7 +1,7 @@
 //! One Postgres connection as a state machine driven by readiness events.
 //!
 //! Phases: `Connecting` (non-blocking connect in flight) -> `Authenticating`
-//! (startup sent; trust, cleartext, MD5 or SCRAM-SHA-256) -> `Starting`
+//! (startup sent; the methods `require_auth` accepts, see `pg::auth`) -> `Starting`
 //! (AuthenticationOk; ParameterStatus/BackendKeyData until ReadyForQuery) ->
 //! `Preparing` (Parse + Describe of every statement, checked against the
 //! declared types) -> `Ready`.
@@ -23,14 +23,13 @@ use bytes::{Buf, BytesMut};
 use mio::event::Source;
 use mio::net::{TcpStream, UnixStream};
 use mio::{Interest, Registry, Token};
-use postgres_protocol::authentication::md5_hash;
-use postgres_protocol::authentication::sasl::{ChannelBinding, ScramSha256, SCRAM_SHA_256};
 use postgres_protocol::message::frontend;
 use postgres_protocol::IsNull;
 
 use crate::config::{PG_READ_BUF_BYTES_INITIAL, PG_READ_BUF_BYTES_MAX, PG_WRITE_BUF_BYTES_INITIAL};
 use crate::nonblocking::{self, Received};
-use crate::pg::backend::{self, tag, AuthRequest, BackendKey, DbError, ProtocolError};
+use crate::pg::auth::Authentication;
+use crate::pg::backend::{self, tag, BackendKey, DbError, ProtocolError};
 use crate::pg::reply::{Reply, Rows};
 use crate::pg::types::{Param, Statement, StatementId};
 use crate::pg::url::ConnectConfig;
@@ -114,7 +113,7 @@ enum PrepareStep {
 
 enum Phase {
     Connecting,
-    Authenticating { scram: Option<Box<ScramSha256>> },
+    Authenticating { auth: Authentication },
     Starting,
     Preparing { statement: usize, step: PrepareStep },
     Ready,
@@ -362,7 +361,9 @@ impl Connection {
                 // Requests are small and latency matters: no Nagle delay.
                 s.set_nodelay(true)?;
             }
-            self.phase = Phase::Authenticating { scram: None };
+            self.phase = Phase::Authenticating {
+                auth: Authentication::Started,
+            };
         }
         if readable {
             self.read_and_process(ctx, on_reply)?;
@@ -568,10 +569,10 @@ impl Connection {
             _ => {}
         }
         match &mut self.phase {
-            Phase::Authenticating { scram } if tag == tag::AUTHENTICATION => {
+            Phase::Authenticating { auth } if tag == tag::AUTHENTICATION => {
                 let request = backend::auth_request(body)?;
-                if let Some(next) = authenticate(request, scram, ctx.config, &mut self.write_buf)? {
-                    self.phase = next;
+                if auth.on_request(request, ctx.config, &mut self.write_buf)? {
+                    self.phase = Phase::Starting;
                 }
             }
             Phase::Starting if tag == tag::READY_FOR_QUERY => {
@@ -600,64 +601,6 @@ impl Connection {
         }
         Ok(())
     }
-}
-
-/// Answers one authentication request. Returns the next phase when
-/// authentication is complete.
-fn authenticate(
-    request: AuthRequest<'_>,
-    scram: &mut Option<Box<ScramSha256>>,
-    config: &ConnectConfig,
-    out: &mut BytesMut,
-) -> Result<Option<Phase>, ConnectionError> {
-    let password = || {
-        config.password.as_deref().ok_or_else(|| {
-            ConnectionError("the server asks for a password and DATABASE_URL has none".into())
-        })
-    };
-    match request {
-        AuthRequest::Ok => return Ok(Some(Phase::Starting)),
-        AuthRequest::Cleartext => frontend::password_message(password()?.as_bytes(), out)?,
-        AuthRequest::Md5 { salt } => {
-            let hash = md5_hash(config.user.as_bytes(), password()?.as_bytes(), salt);
-            frontend::password_message(hash.as_bytes(), out)?;
-        }
-        AuthRequest::Sasl { mechanisms } => {
-            if !backend::sasl_offers_scram_sha_256(mechanisms) {
-                return Err(ConnectionError(
-                    "the server offers no SASL mechanism we support (SCRAM-SHA-256)".into(),
-                ));
-            }
-            // No TLS, so no channel binding to offer.
-            let state = ScramSha256::new(password()?.as_bytes(), ChannelBinding::unsupported());
-            frontend::sasl_initial_response(SCRAM_SHA_256, state.message(), out)?;
-            *scram = Some(Box::new(state));
-        }
-        AuthRequest::SaslContinue { data } => {
-            let state = scram
-                .as_mut()
-                .ok_or_else(|| ProtocolError::new("SASL continue before SASL start"))?;
-            state
-                .update(data)
-                .map_err(|e| ConnectionError(format!("SCRAM: {e}")))?;
-            frontend::sasl_response(state.message(), out)?;
-        }
-        AuthRequest::SaslFinal { data } => {
-            let state = scram
-                .as_mut()
-                .ok_or_else(|| ProtocolError::new("SASL final before SASL start"))?;
-            // Verifies the server's signature: it knows the password too.
-            state
-                .finish(data)
-                .map_err(|e| ConnectionError(format!("SCRAM: server signature: {e}")))?;
-        }
-        AuthRequest::Unsupported(code) => {
-            return Err(ConnectionError(format!(
-                "unsupported authentication method (code {code})"
-            )))
-        }
-    }
-    Ok(None)
 }
 
 #[cold]

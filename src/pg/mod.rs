@@ -1,8 +1,9 @@
 //! A Postgres client for a single-threaded `mio` event loop: non-blocking
-//! connect (TCP or Unix socket), trust / cleartext / MD5 / SCRAM-SHA-256
-//! authentication, statements prepared once per connection and checked
-//! against the types the code expects, pipelined requests answered in FIFO
-//! order, and a pool that sheds load and reconnects by itself.
+//! connect (TCP or Unix socket), SCRAM-SHA-256 authentication (trust,
+//! cleartext and MD5 only where `require_auth` allows them), statements
+//! prepared once per connection and checked against the types the code
+//! expects, pipelined requests answered in FIFO order, and a pool that sheds
+//! load and reconnects by itself.
 //!
 //! Message encoding and the authentication algorithms come from the
 //! `postgres-protocol` crate; this module is the client half it leaves out:
@@ -13,6 +14,7 @@
 //! readiness events go to `Pool::handle_event`, which parses answers in place
 //! and hands each one to the caller's callback with the request's tag.
 
+pub mod auth;
 pub mod backend;
 mod cancel;
 pub mod columns;

@@ -1,8 +1,12 @@
 //! `DATABASE_URL` parsing: `postgres://user:password@host:port/dbname` for TCP,
 //! `postgres://user:password@/dbname?host=/run/postgresql` for a Unix-domain
 //! socket (libpq's convention: a `host` starting with `/` is a directory).
+//! `require_auth` lists the authentication methods accepted (libpq's
+//! parameter, see `pg::auth`); without it, SCRAM-SHA-256 only.
 
 use std::path::PathBuf;
+
+use crate::pg::auth::Methods;
 
 const DEFAULT_PORT: u16 = 5432;
 
@@ -23,6 +27,7 @@ pub struct ConnectConfig {
     pub password: Option<String>,
     pub database: String,
     pub application_name: String,
+    pub require_auth: Methods,
 }
 
 /// Shown in place of a password wherever settings are printed.
@@ -38,6 +43,7 @@ impl std::fmt::Debug for ConnectConfig {
             .field("password", &self.password.as_ref().map(|_| REDACTED))
             .field("database", &self.database)
             .field("application_name", &self.application_name)
+            .field("require_auth", &self.require_auth)
             .finish()
     }
 }
@@ -59,7 +65,7 @@ pub fn redact_url(url: &str) -> String {
 
 impl ConnectConfig {
     /// Parses a `postgres://` or `postgresql://` URL. Query parameters other
-    /// than `host`, `port` and `application_name` are ignored.
+    /// than `host`, `port`, `application_name` and `require_auth` are ignored.
     pub fn from_url(url: &str) -> Result<ConnectConfig, String> {
         let rest = url
             .strip_prefix("postgres://")
@@ -83,6 +89,7 @@ impl ConnectConfig {
         };
         let (mut host, mut port) = split_host_port(hostport)?;
         let mut application_name = String::from("flashsale");
+        let mut require_auth = Methods::DEFAULT;
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
             let value = percent_decode(value)?;
@@ -90,6 +97,7 @@ impl ConnectConfig {
                 "host" => host = value,
                 "port" => port = Some(parse_port(&value)?),
                 "application_name" => application_name = value,
+                "require_auth" => require_auth = Methods::parse(&value)?,
                 _ => {}
             }
         }
@@ -117,6 +125,7 @@ impl ConnectConfig {
             password,
             database,
             application_name,
+            require_auth,
         })
     }
 }
@@ -223,6 +232,40 @@ mod tests {
         assert_eq!(c.endpoint, Endpoint::Unix("/tmp/s/.s.PGSQL.6543".into()));
         let c = ConnectConfig::from_url("postgres://u@/db?host=/s&application_name=x").unwrap();
         assert_eq!(c.application_name, "x");
+    }
+
+    #[test]
+    fn require_auth_lists_the_accepted_methods() {
+        use crate::pg::auth::Method;
+        let c = ConnectConfig::from_url("postgres://u:p@h/d").unwrap();
+        assert_eq!(c.require_auth, Methods::DEFAULT, "SCRAM only by default");
+        assert!(c.require_auth.allows(Method::ScramSha256));
+        for method in [Method::None, Method::Password, Method::Md5] {
+            assert!(!c.require_auth.allows(method), "{method:?}");
+        }
+        let c = ConnectConfig::from_url("postgres://u:p@h/d?require_auth=md5%2Cnone").unwrap();
+        assert_eq!(format!("{:?}", c.require_auth), r#"["none", "md5"]"#);
+        assert!(!c.require_auth.allows(Method::ScramSha256));
+        let c = ConnectConfig::from_url("postgres://u@/d?host=/s&require_auth=password").unwrap();
+        assert!(c.require_auth.allows(Method::Password));
+    }
+
+    #[test]
+    fn require_auth_refuses_what_it_does_not_know() {
+        for list in [
+            "gss",
+            "",
+            "md5,",
+            "MD5",
+            "!md5",
+            "md5,md5",
+            "scram-sha-256-plus",
+        ] {
+            let url = format!("postgres://u:s3cret@h/d?require_auth={list}");
+            let error = ConnectConfig::from_url(&url).expect_err(list);
+            assert!(error.contains("require_auth"), "{list}: {error}");
+            assert!(!error.contains("s3cret"), "{error}");
+        }
     }
 
     #[test]

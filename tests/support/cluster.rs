@@ -4,7 +4,10 @@
 //! `postgres` on a free 127.0.0.1 port (plus a unix socket inside the temp
 //! dir), and creates the login role `flashsale` (password `secret`) owning the
 //! database `flashsale`. Dropping the cluster stops the server by pid and
-//! removes the temp dir, also while a test panics.
+//! removes the temp dir, also while a test panics. Its URLs for our client
+//! opt in to the cluster's method when it is not SCRAM-SHA-256
+//! (`require_auth=none`, `password` or `md5`), which the client refuses by
+//! default.
 //!
 //! Server binaries: `$PG_BIN` if set, else the directory of `postgres` found in
 //! `PATH` (symlinks resolved) when `initdb` sits beside it, else the newest
@@ -75,6 +78,17 @@ impl Auth {
             Auth::Password => "password",
             Auth::Md5 => "md5",
             Auth::Scram => "scram-sha-256",
+        }
+    }
+
+    /// What our client's `require_auth` must list to accept this method;
+    /// `None` for SCRAM-SHA-256, which it accepts by default.
+    pub fn require_auth(self) -> Option<&'static str> {
+        match self {
+            Auth::Trust => Some("none"),
+            Auth::Password => Some("password"),
+            Auth::Md5 => Some("md5"),
+            Auth::Scram => None,
         }
     }
 
@@ -206,24 +220,43 @@ impl PgCluster {
         &self.psql_bin
     }
 
-    /// `postgres://flashsale:secret@127.0.0.1:PORT/flashsale`
+    /// `postgres://flashsale:secret@127.0.0.1:PORT/flashsale`, opting in to
+    /// this cluster's method when it is not SCRAM ([`Auth::require_auth`]).
     pub fn url(&self) -> String {
-        self.url_with_password(APP_PASSWORD)
+        self.url_as(APP_USER, APP_PASSWORD)
     }
 
     /// Like [`url`](Self::url) with another password (percent-encoded).
     pub fn url_with_password(&self, password: &str) -> String {
+        self.url_as(APP_USER, password)
+    }
+
+    /// Like [`url`](Self::url) as another role.
+    pub fn url_as(&self, user: &str, password: &str) -> String {
+        self.url_with(user, password, self.auth.require_auth())
+    }
+
+    /// Any role, password and `require_auth` (`None`: the client's default,
+    /// SCRAM-SHA-256 only).
+    pub fn url_with(&self, user: &str, password: &str, require_auth: Option<&str>) -> String {
+        let query = require_auth.map_or(String::new(), |m| format!("?require_auth={m}"));
         format!(
-            "postgres://{APP_USER}:{}@127.0.0.1:{}/{APP_DB}",
+            "postgres://{}:{}@127.0.0.1:{}/{APP_DB}{query}",
+            percent_encode(user),
             percent_encode(password),
             self.port
         )
     }
 
-    /// `postgres://flashsale:secret@/flashsale?host=SOCKDIR&port=PORT`
+    /// `postgres://flashsale:secret@/flashsale?host=SOCKDIR&port=PORT`, with
+    /// the opt-in of [`url`](Self::url).
     pub fn unix_url(&self) -> String {
+        let opt_in = self
+            .auth
+            .require_auth()
+            .map_or(String::new(), |m| format!("&require_auth={m}"));
         format!(
-            "postgres://{APP_USER}:{}@/{APP_DB}?host={}&port={}",
+            "postgres://{APP_USER}:{}@/{APP_DB}?host={}&port={}{opt_in}",
             percent_encode(APP_PASSWORD),
             self.sock.display(),
             self.port
@@ -243,6 +276,30 @@ impl PgCluster {
     /// transaction unless the SQL says BEGIN.
     pub fn try_psql(&self, sql: &str) -> Result<String, String> {
         self.superuser_psql(APP_DB, sql)
+    }
+
+    /// Runs `sql` in database `flashsale` as `user` with `password`, over
+    /// TCP with the `psql` client (so this cluster's method authenticates
+    /// it): trimmed stdout, or psql's stderr.
+    pub fn try_psql_as(&self, user: &str, password: &str, sql: &str) -> Result<String, String> {
+        let mut cmd = Command::new(&self.psql_bin);
+        scrub_pg_env(&mut cmd);
+        cmd.env("PGPASSWORD", password)
+            .env("PGPASSFILE", self.base.join("no-such-pgpass"))
+            .args(PSQL_FLAGS)
+            .args(["-w", "-h", "127.0.0.1", "-p"])
+            .arg(self.port.to_string())
+            .args(["-U", user, "-d", APP_DB, "-f", "-"]);
+        run_capture(cmd, Some(sql.as_bytes().to_vec()))
+    }
+
+    /// Sets `role`'s password, stored as this cluster's method needs it
+    /// (MD5 for [`Auth::Md5`], else SCRAM).
+    pub fn set_password(&self, role: &str, password: &str) {
+        self.psql(&format!(
+            "SET password_encryption = '{}';\nALTER ROLE {role} PASSWORD '{password}';",
+            self.auth.password_encryption()
+        ));
     }
 
     /// `psql -f path` as superuser in database `flashsale`, stopping at the

@@ -3,7 +3,8 @@
 //! `ServerProcess::start(url, env)` runs the binary on a free port with its
 //! stderr in a temp file, waits until `GET /health` answers 200, and stops it
 //! by pid on drop (SIGTERM, SIGKILL after 5 s). `Stack` is one throw-away
-//! Postgres with `sql/init.sql` applied plus N servers on it;
+//! Postgres with `sql/init.sql` applied plus N servers on it, connected as
+//! the API role of init.sql ([`api_url`]) as in production;
 //! [`shared_stack`] starts one per test binary and tears it down when the
 //! process exits. Tests isolate themselves by creating their own products
 //! ([`Stack::create_product`]), never by touching the seed products' stock.
@@ -24,7 +25,7 @@ use std::sync::{Arc, Mutex, Once};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use super::cluster::{Auth, PgCluster, APP_USER};
+use super::cluster::{Auth, PgCluster};
 use http::Conn;
 
 const READY_TIMEOUT: Duration = Duration::from_secs(15);
@@ -204,14 +205,23 @@ fn health_status(port: u16) -> Result<u16, String> {
         .map_err(|e| http::describe(&e))
 }
 
-/// Applies `sql/init.sql` as superuser and lets the app role use it.
+/// The login role `sql/init.sql` makes for the API, as in production.
+pub const API_USER: &str = "flashsale_api";
+/// The password the tests give [`API_USER`] (production's is set by
+/// init.sql's verifier; tests/deploy_checks.rs holds it to the compose file).
+pub const API_PASSWORD: &str = "api-secret";
+
+/// Applies `sql/init.sql` as superuser, as the image's entrypoint does, and
+/// gives the API role the tests' password.
 pub fn apply_schema(cluster: &PgCluster) {
     let init = Path::new(env!("CARGO_MANIFEST_DIR")).join("sql/init.sql");
     cluster.apply_file(&init);
-    cluster.psql(&format!(
-        "GRANT ALL ON ALL TABLES IN SCHEMA public TO {APP_USER};\n\
-         GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO {APP_USER};"
-    ));
+    cluster.set_password(API_USER, API_PASSWORD);
+}
+
+/// The URL the API connects with: as the API role, like production.
+pub fn api_url(cluster: &PgCluster) -> String {
+    cluster.url_as(API_USER, API_PASSWORD)
 }
 
 /// One Postgres with the schema applied and `servers` processes on it.
@@ -227,7 +237,7 @@ impl Stack {
     pub fn start(servers: usize) -> Stack {
         let cluster = PgCluster::start(Auth::Scram);
         apply_schema(&cluster);
-        let url = cluster.url();
+        let url = api_url(&cluster);
         let servers = (0..servers)
             .map(|_| ServerProcess::start(&url, &[]))
             .collect();

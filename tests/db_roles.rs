@@ -1,0 +1,135 @@
+//! What the API's database role may do, on a throw-away cluster with
+//! `sql/init.sql` applied: connect, read products and orders, call the
+//! order functions (which write as their owner); and what it may not: write
+//! a table, create anything, run superuser-only commands, read the password
+//! table, become the owner. That every statement the API prepares works as
+//! this role is shown by every API test (their servers connect as it).
+
+mod support;
+
+use support::cluster::{Auth, PgCluster};
+use support::server::{apply_schema, new_uuid_v4, API_PASSWORD, API_USER};
+
+fn cluster() -> PgCluster {
+    let cluster = PgCluster::start(Auth::Scram);
+    apply_schema(&cluster);
+    cluster
+}
+
+fn as_api(cluster: &PgCluster, sql: &str) -> Result<String, String> {
+    cluster.try_psql_as(API_USER, API_PASSWORD, sql)
+}
+
+#[test]
+fn the_api_role_reads_and_writes_only_through_the_functions() {
+    let cluster = cluster();
+    assert_eq!(
+        as_api(&cluster, "SELECT current_user").as_deref(),
+        Ok(API_USER)
+    );
+    let key = new_uuid_v4();
+    let placed = as_api(
+        &cluster,
+        &format!("SELECT outcome, status FROM place_order(1, '{key}', 'c', 2)"),
+    );
+    assert_eq!(placed.as_deref(), Ok("0|CONFIRMED"));
+    let id = as_api(
+        &cluster,
+        &format!("SELECT id FROM orders WHERE idempotency_key = '{key}'"),
+    )
+    .expect("the API reads orders");
+    let cancelled = as_api(
+        &cluster,
+        &format!("SELECT outcome, restored_quantity FROM cancel_order('{id}', 1)"),
+    );
+    assert_eq!(cancelled.as_deref(), Ok("0|2"));
+    let batch = as_api(
+        &cluster,
+        &format!(
+            "SELECT string_agg(outcome::text, ',' ORDER BY idx) FROM place_orders(\
+             ARRAY[1, 2], ARRAY['{}', '{}']::uuid[], ARRAY['a', 'b'], ARRAY[1, 1])",
+            new_uuid_v4(),
+            new_uuid_v4()
+        ),
+    );
+    assert_eq!(batch.as_deref(), Ok("0,0"));
+    assert_eq!(
+        as_api(&cluster, "SELECT current_stock FROM products WHERE id = 4").as_deref(),
+        Ok("10")
+    );
+    // The functions wrote as their owner, and the orders are there.
+    assert_eq!(
+        cluster.psql("SELECT count(*) FROM orders WHERE customer_id IN ('a', 'b', 'c')"),
+        "3"
+    );
+}
+
+#[test]
+fn the_api_role_is_refused_everything_else() {
+    let cluster = cluster();
+    let order = "INSERT INTO orders (idempotency_key, product_id, customer_id, quantity, \
+                 unit_price, total_price, status) \
+                 VALUES (gen_random_uuid(), 1, 'x', 1, 0, 0, 'CONFIRMED')";
+    for sql in [
+        "INSERT INTO products VALUES (900, 'free', 0, 1, 1)",
+        "UPDATE products SET current_stock = 1000000",
+        "DELETE FROM products",
+        order,
+        "UPDATE orders SET status = 'CANCELLED'",
+        "DELETE FROM orders",
+        "TRUNCATE orders",
+        "CREATE TABLE planted (i int)",
+        "CREATE FUNCTION public.planted() RETURNS int LANGUAGE sql AS 'SELECT 1'",
+        "CREATE TEMP TABLE orders (i int)",
+        "CREATE SCHEMA planted",
+        "COPY (SELECT 1) TO PROGRAM 'true'",
+        "SELECT rolpassword FROM pg_authid",
+        "SET ROLE flashsale_owner",
+        "ALTER ROLE flashsale_api SUPERUSER",
+        "CREATE ROLE planted LOGIN",
+    ] {
+        let error = as_api(&cluster, sql).expect_err(sql);
+        assert!(
+            error.contains("permission denied") || error.contains("must be superuser"),
+            "{sql}: {error}"
+        );
+    }
+    assert_eq!(
+        cluster.psql("SELECT sum(current_stock) FROM products"),
+        "390"
+    );
+}
+
+#[test]
+fn the_order_functions_run_as_their_owner_with_a_pinned_search_path() {
+    let cluster = cluster();
+    let functions = cluster.psql(
+        "SELECT string_agg(p.proname || ' ' || pg_get_userbyid(p.proowner) || ' ' || \
+         p.prosecdef || ' ' || array_to_string(p.proconfig, ';'), ',' ORDER BY p.proname) \
+         FROM pg_proc p WHERE p.pronamespace = 'public'::regnamespace",
+    );
+    let definer = "flashsale_owner true search_path=pg_catalog, public, pg_temp";
+    assert_eq!(
+        functions,
+        format!("cancel_order {definer},place_order {definer},place_orders {definer}")
+    );
+    let owners = cluster.psql(
+        "SELECT string_agg(DISTINCT pg_get_userbyid(c.relowner), ',') FROM pg_class c \
+         WHERE c.relnamespace = 'public'::regnamespace",
+    );
+    assert_eq!(owners, "flashsale_owner", "tables, sequence and indexes");
+}
+
+#[test]
+fn applying_init_sql_again_keeps_the_roles_and_a_rotated_password() {
+    let cluster = cluster();
+    cluster.set_password(API_USER, "rotated");
+    cluster.apply_file(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("sql/init.sql"));
+    assert_eq!(
+        cluster
+            .try_psql_as(API_USER, "rotated", "SELECT current_user")
+            .as_deref(),
+        Ok(API_USER)
+    );
+    assert!(as_api(&cluster, "SELECT 1").is_err(), "the old password");
+}
