@@ -183,6 +183,9 @@ mod tests {
             (Method::Get, "/products/", "", (404, "product not found")),
             (Method::Get, "/products/abc", "", (404, "product not found")),
             (Method::Get, "/products/0", "", (404, "product not found")),
+            // Integers as JSON writes them, in paths as in bodies.
+            (Method::Get, "/products/01", "", (404, "product not found")),
+            (Method::Get, "/products/-01", "", (404, "product not found")),
             (
                 Method::Get,
                 "/products/99999999999999999999",

@@ -196,8 +196,9 @@ fn hex_value(b: u8) -> Option<u8> {
 }
 
 /// `product_id` from a query string (the part after `?`), e.g.
-/// `product_id=4&x=1`. The value must be `-?[0-9]+`; anything else,
-/// percent-escapes included, is refused rather than decoded.
+/// `product_id=4&x=1`. The value must be an integer as JSON writes one
+/// (see [`decimal_product_ref`]); anything else, percent-escapes included,
+/// is refused rather than decoded.
 pub fn parse_product_id_query(query: &[u8]) -> Result<ProductRef, Invalid> {
     let mut found = None;
     for pair in query.split(|&b| b == b'&') {
@@ -216,13 +217,19 @@ pub fn parse_product_id_query(query: &[u8]) -> Result<ProductRef, Invalid> {
     decimal_product_ref(value).ok_or(Invalid(MSG_PRODUCT_TYPE))
 }
 
-/// `-?[0-9]+` as a product reference; `None` if not an integer at all.
+/// An integer written the way JSON writes one, `-?(0|[1-9][0-9]*)`, as a
+/// product reference; `None` for anything else. Paths and queries follow
+/// the same rule as bodies, so `/products/01` is no more product 1 than
+/// `"product_id": 01` is.
 pub fn decimal_product_ref(text: &[u8]) -> Option<ProductRef> {
     let (negative, digits) = match text.split_first() {
         Some((b'-', rest)) => (true, rest),
         _ => (false, text),
     };
     if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    if digits.len() > 1 && digits[0] == b'0' {
         return None;
     }
     let mut value: i64 = 0;
@@ -341,6 +348,11 @@ mod tests {
                 Ok(ProductRef::Unknown),
             ),
             (b"product_id=0", Ok(ProductRef::Unknown)),
+            (b"product_id=-0", Ok(ProductRef::Unknown)),
+            (b"product_id=01", Err(MSG_PRODUCT_TYPE)),
+            (b"product_id=007", Err(MSG_PRODUCT_TYPE)),
+            (b"product_id=-01", Err(MSG_PRODUCT_TYPE)),
+            (b"product_id=00", Err(MSG_PRODUCT_TYPE)),
             (b"product_id=-3", Ok(ProductRef::Unknown)),
             (b"", Err(MSG_PRODUCT_REQUIRED)),
             (b"x=1", Err(MSG_PRODUCT_REQUIRED)),
