@@ -779,35 +779,47 @@ fn nginx_conf_matches_the_topology_and_the_cpu_share() {
     );
 }
 
-#[test]
-fn nginx_conf_as_run_by_perf_stack_passes_nginx_t() {
-    let Some(nginx) = ["/usr/sbin/nginx", "/usr/local/sbin/nginx", "/usr/bin/nginx"]
+/// The nginx binary, if installed (perf/stack up installs it).
+fn nginx_binary() -> Option<&'static str> {
+    let found = ["/usr/sbin/nginx", "/usr/local/sbin/nginx", "/usr/bin/nginx"]
         .into_iter()
-        .find(|p| Path::new(p).exists())
-    else {
+        .find(|p| Path::new(p).exists());
+    if found.is_none() {
         eprintln!("SKIPPED: nginx is not installed (perf/stack up installs it)");
-        return;
-    };
-    let dir = TempDir::new("nginx");
+    }
+    found
+}
+
+/// nginx.conf as perf/stack runs it, on these ports, written into `dir`.
+fn render_nginx_conf(dir: &Path, port: u16, api_ports: [u16; 2]) -> PathBuf {
     let conf = stack(
         &[
             "nginx-conf",
             "--port",
-            "19999",
+            &port.to_string(),
             "--api-ports",
-            "18081,18082",
+            &format!("{},{}", api_ports[0], api_ports[1]),
         ],
-        Some(dir.path()),
+        Some(dir),
     );
-    assert!(conf.contains("server 127.0.0.1:18081") && conf.contains("server 127.0.0.1:18082"));
-    assert!(conf.contains("listen 127.0.0.1:19999"));
-    let file = dir.path().join("nginx.conf");
+    for p in api_ports {
+        assert!(conf.contains(&format!("server 127.0.0.1:{p}")));
+    }
+    assert!(conf.contains(&format!("listen 127.0.0.1:{port}")));
+    let file = dir.join("nginx.conf");
     fs::write(&file, &conf).unwrap();
-    let prefix = dir.path().join("nginx");
+    file
+}
+
+#[test]
+fn nginx_conf_as_run_by_perf_stack_passes_nginx_t() {
+    let Some(nginx) = nginx_binary() else { return };
+    let dir = TempDir::new("nginx");
+    let file = render_nginx_conf(dir.path(), 19999, [18081, 18082]);
     let out = Command::new(nginx)
         .arg("-t")
         .arg("-p")
-        .arg(&prefix)
+        .arg(dir.path().join("nginx"))
         .arg("-c")
         .arg(&file)
         .output()
@@ -816,6 +828,403 @@ fn nginx_conf_as_run_by_perf_stack_passes_nginx_t() {
         out.status.success(),
         "nginx -t: {}",
         String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A running nginx, stopped (SIGTERM to the master, which stops its
+/// worker) when dropped.
+struct Nginx(std::process::Child);
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.0.id().to_string())
+            .status();
+        let _ = self.0.wait();
+    }
+}
+
+/// A connection to 127.0.0.1:`port` from the loopback address `source`
+/// (std cannot bind a client socket's address; libc can).
+fn connect_from(source: std::net::Ipv4Addr, port: u16) -> std::net::TcpStream {
+    use std::os::fd::FromRawFd;
+    let addr = |ip: std::net::Ipv4Addr, port: u16| libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: port.to_be(),
+        sin_addr: libc::in_addr {
+            s_addr: u32::from(ip).to_be(),
+        },
+        sin_zero: [0; 8],
+    };
+    let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+    // SAFETY: a fresh socket, owned by the TcpStream from here on (or closed
+    // on failure); the addresses are valid sockaddr_in values of `len` bytes.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
+        let stream = std::net::TcpStream::from_raw_fd(fd);
+        let local = addr(source, 0);
+        let remote = addr(std::net::Ipv4Addr::LOCALHOST, port);
+        assert_eq!(
+            libc::bind(fd, &local as *const _ as *const libc::sockaddr, len),
+            0,
+            "bind {source}: {}",
+            std::io::Error::last_os_error()
+        );
+        assert_eq!(
+            libc::connect(fd, &remote as *const _ as *const libc::sockaddr, len),
+            0,
+            "connect: {}",
+            std::io::Error::last_os_error()
+        );
+        stream
+    }
+}
+
+/// Reads one answer: the status and the body (until `Content-Length` is
+/// complete or the server closes).
+fn read_answer(s: &mut std::net::TcpStream) -> (u16, String) {
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut data = Vec::new();
+    let mut buf = [0u8; 4096];
+    let complete = |data: &[u8]| {
+        let text = String::from_utf8_lossy(data);
+        let Some((head, body)) = text.split_once("\r\n\r\n") else {
+            return false;
+        };
+        head.lines()
+            .find_map(|l| {
+                l.to_ascii_lowercase()
+                    .strip_prefix("content-length:")
+                    .map(|v| v.trim().to_string())
+            })
+            .and_then(|v| v.parse::<usize>().ok())
+            .is_some_and(|len| body.len() >= len)
+    };
+    while !complete(&data) {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => data.extend_from_slice(&buf[..n]),
+        }
+    }
+    let text = String::from_utf8_lossy(&data).to_string();
+    let status = text.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-type: application/json"),
+        "not a JSON answer: {head}"
+    );
+    (status, body.to_string())
+}
+
+/// Sends `request` from `source` and reads the answer.
+fn exchange_from(source: std::net::Ipv4Addr, port: u16, request: &[u8]) -> (u16, String) {
+    use std::io::Write;
+    let mut s = connect_from(source, port);
+    s.write_all(request).unwrap();
+    read_answer(&mut s)
+}
+
+/// nginx as configured, in front of two "instances" that accept and never
+/// answer: the refusals nginx makes itself are the API's statuses with a
+/// JSON body: 503 once both instances hold max_conns requests, 429 past the
+/// per-address limit, 413 for a body over the API's limit, 431 for a head
+/// over what nginx reads.
+#[test]
+fn nginx_refusals_are_json_with_the_apis_statuses() {
+    use std::io::Write;
+    use std::net::Ipv4Addr;
+    let Some(nginx) = nginx_binary() else { return };
+    let uplinks: Vec<TcpListener> = (0..2)
+        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    let api_ports = [0, 1].map(|i| uplinks[i].local_addr().unwrap().port());
+    let held = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    for l in uplinks {
+        let held = std::sync::Arc::clone(&held);
+        thread::spawn(move || {
+            for s in l.incoming().flatten() {
+                held.lock().unwrap().push(s); // accepted, never answered
+            }
+        });
+    }
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = TempDir::new("nginx-live");
+    let file = render_nginx_conf(dir.path(), port, api_ports);
+    let prefix = dir.path().join("nginx");
+    fs::create_dir_all(prefix.join("tmp")).unwrap();
+    let _nginx = Nginx(
+        Command::new(nginx)
+            .arg("-p")
+            .arg(&prefix)
+            .arg("-c")
+            .arg(&file)
+            .args(["-g", "daemon off;"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start nginx"),
+    );
+    let start = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "nginx did not start"
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
+
+    let d = nginx_directives();
+    let per_address: usize = nginx_one(&d, "limit_conn")[1].parse().unwrap();
+    let max_conns: usize = d
+        .iter()
+        .filter_map(|l| {
+            l.split_whitespace()
+                .find_map(|w| w.strip_prefix("max_conns="))
+        })
+        .map(|v| v.trim_end_matches(';').parse::<usize>().unwrap())
+        .sum();
+    assert!(
+        max_conns <= per_address,
+        "the test fills the instances from one address"
+    );
+    // Fill both instances from one address.
+    let get = b"GET /products/1 HTTP/1.1\r\nHost: x\r\n\r\n";
+    let mut waiting = Vec::new();
+    for _ in 0..max_conns {
+        let mut s = connect_from(Ipv4Addr::LOCALHOST, port);
+        s.write_all(get).unwrap();
+        waiting.push(s);
+    }
+    let start = Instant::now();
+    while held.lock().unwrap().len() < max_conns {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "requests did not reach the instances"
+        );
+        thread::sleep(Duration::from_millis(20));
+    }
+    let other = Ipv4Addr::new(127, 0, 0, 2);
+    let (status, body) = exchange_from(other, port, get);
+    assert_eq!(
+        (status, body.as_str()),
+        (503, r#"{"error":"no capacity left, try again later"}"#)
+    );
+
+    // The first address, up to its limit.
+    for _ in max_conns..per_address {
+        let mut s = connect_from(Ipv4Addr::LOCALHOST, port);
+        s.write_all(b"POST /orders HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n")
+            .unwrap();
+        waiting.push(s); // a body being read: a request in progress
+    }
+    thread::sleep(Duration::from_millis(200));
+    let (status, body) = exchange_from(Ipv4Addr::LOCALHOST, port, get);
+    assert_eq!(
+        (status, body.as_str()),
+        (
+            429,
+            r#"{"error":"too many requests in progress from this address"}"#
+        )
+    );
+
+    let third = Ipv4Addr::new(127, 0, 0, 3);
+    let too_long = format!(
+        "POST /orders HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
+        flashsale::config::HTTP_BODY_BYTES_MAX + 1
+    );
+    let (status, body) = exchange_from(third, port, too_long.as_bytes());
+    assert_eq!(
+        (status, body.as_str()),
+        (413, r#"{"error":"request body too large"}"#)
+    );
+    let big_head = format!(
+        "GET /products/1 HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(6000)
+    );
+    let (status, body) = exchange_from(third, port, big_head.as_bytes());
+    assert_eq!(
+        (status, body.as_str()),
+        (431, r#"{"error":"request head too large"}"#)
+    );
+    drop(waiting);
+}
+
+/// The arguments of the directive `name` wherever it appears (each
+/// occurrence, without the trailing `;`).
+fn nginx_directive(d: &[String], name: &str) -> Vec<Vec<String>> {
+    d.iter()
+        .filter_map(|l| {
+            let l = l.strip_suffix(';')?;
+            let mut words = l.split_whitespace();
+            (words.next()? == name).then(|| words.map(str::to_string).collect())
+        })
+        .collect()
+}
+
+/// The single value of a directive that must appear exactly once.
+fn nginx_one(d: &[String], name: &str) -> Vec<String> {
+    let all = nginx_directive(d, name);
+    assert_eq!(all.len(), 1, "nginx.conf: `{name}` must appear once");
+    all.into_iter().next().unwrap()
+}
+
+/// nginx sizes: `4k`, `1m`, `512`.
+fn nginx_size(v: &str) -> usize {
+    let (n, mult) = match v.as_bytes().last() {
+        Some(b'k' | b'K') => (&v[..v.len() - 1], 1024),
+        Some(b'm' | b'M') => (&v[..v.len() - 1], 1024 * 1024),
+        _ => (v, 1),
+    };
+    n.parse::<usize>()
+        .unwrap_or_else(|_| panic!("nginx size {v:?}"))
+        * mult
+}
+
+/// What one connection slot of nginx costs before any buffer: the
+/// connection and request pools and the kernel's socket (measured with
+/// perf/faults big-header, see the arithmetic in nginx.conf).
+const NGINX_SLOT_BASE_BYTES: usize = 12 * 1024;
+/// The master and the worker at rest, the connection array and the zone.
+const NGINX_BASE_BYTES: usize = 3 * 1024 * 1024;
+/// The published load test's connections, all from one address.
+const LOAD_TEST_CONNECTIONS: usize = 100;
+
+#[test]
+fn nginx_conf_buffers_match_the_api_limits() {
+    use flashsale::config::{HTTP_BODY_BYTES_MAX, HTTP_HEAD_BYTES_MAX};
+    let d = nginx_directives();
+    let size = |name: &str| nginx_size(&nginx_one(&d, name)[0]);
+    // The lb refuses exactly the bodies the API refuses, with the same 413.
+    assert_eq!(size("client_max_body_size"), HTTP_BODY_BYTES_MAX);
+    assert!(size("client_body_buffer_size") <= HTTP_BODY_BYTES_MAX);
+    // A head the lb accepts fits the API's head limit: it never forwards a
+    // head the API would refuse.
+    let large = nginx_one(&d, "large_client_header_buffers");
+    let head_max = size("client_header_buffer_size")
+        + large[0].parse::<usize>().unwrap() * nginx_size(&large[1]);
+    assert!(
+        head_max <= HTTP_HEAD_BYTES_MAX,
+        "nginx reads heads up to {head_max} bytes, the API refuses more than {HTTP_HEAD_BYTES_MAX}"
+    );
+}
+
+#[test]
+fn nginx_conf_memory_arithmetic_fits_the_lb_limit() {
+    let d = nginx_directives();
+    let size = |name: &str| nginx_size(&nginx_one(&d, name)[0]);
+    let slots: usize = nginx_one(&d, "worker_connections")[0].parse().unwrap();
+    let large = nginx_one(&d, "large_client_header_buffers");
+    let large_bytes = large[0].parse::<usize>().unwrap() * nginx_size(&large[1]);
+    // The costliest state of a slot: a head in its large buffers, or a
+    // body in its buffer (a proxied request spreads over two slots).
+    let slot_max = NGINX_SLOT_BASE_BYTES + large_bytes.max(size("client_body_buffer_size"));
+    let worst = NGINX_BASE_BYTES + slots * slot_max;
+    let limit = Compose::load().memory_bytes("lb") as usize;
+    assert!(
+        worst <= limit,
+        "{slots} slots x {slot_max} bytes + {NGINX_BASE_BYTES} = {worst} > lb's {limit}"
+    );
+    // Descriptors for every slot.
+    let nofile: usize = nginx_one(&d, "worker_rlimit_nofile")[0].parse().unwrap();
+    assert!(nofile >= 2 * slots);
+    // The published load test's clients, and their upstream connections, fit.
+    assert!(slots >= 4 * LOAD_TEST_CONNECTIONS, "{slots} slots");
+}
+
+#[test]
+fn nginx_conf_limits_each_address_and_sheds_overload_as_json() {
+    let d = nginx_directives();
+    // Per address, keyed by the client's own address, exempting none.
+    let zone = nginx_one(&d, "limit_conn_zone");
+    assert_eq!(zone[0], "$binary_remote_addr", "{zone:?}");
+    let zone_name = zone[1]
+        .strip_prefix("zone=")
+        .unwrap()
+        .split(':')
+        .next()
+        .unwrap();
+    let limit = nginx_one(&d, "limit_conn");
+    assert_eq!(limit[0], zone_name);
+    let per_address: usize = limit[1].parse().unwrap();
+    assert!(
+        per_address >= 2 * LOAD_TEST_CONNECTIONS,
+        "the load test sends ~{LOAD_TEST_CONNECTIONS} requests at once from one address"
+    );
+    for exemption in ["geo", "map", "allow", "deny", "satisfy"] {
+        assert!(
+            nginx_directive(&d, exemption).is_empty(),
+            "`{exemption}` in nginx.conf"
+        );
+    }
+    // Every instance takes a bounded number of requests at once, enough for
+    // the load test on one instance alone.
+    let servers: Vec<&String> = d.iter().filter(|l| l.starts_with("server api-")).collect();
+    assert_eq!(servers.len(), 2);
+    for s in &servers {
+        let max_conns: usize = s
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("max_conns="))
+            .unwrap_or_else(|| panic!("{s}: no max_conns"))
+            .trim_end_matches(';')
+            .parse()
+            .unwrap();
+        assert!(max_conns >= LOAD_TEST_CONNECTIONS, "{s}");
+    }
+    // nginx's own refusals answer like the API: a status and a JSON body.
+    let conf = read("nginx/nginx.conf");
+    assert_eq!(nginx_one(&d, "default_type"), ["application/json"]);
+    for (from, to) in [
+        ("502", "503"),
+        ("429", "429"),
+        ("413", "413"),
+        ("494", "431"),
+    ] {
+        let page = nginx_directive(&d, "error_page")
+            .into_iter()
+            .find(|a| a[0] == from)
+            .unwrap_or_else(|| panic!("no error_page {from}"));
+        assert_eq!(
+            page[1], "=",
+            "error_page {from}: the named location sets the status"
+        );
+        let location = format!("location {} {{", page[2]);
+        let body = conf
+            .split(&location)
+            .nth(1)
+            .unwrap_or_else(|| panic!("no {location}"));
+        let ret = body
+            .lines()
+            .map(str::trim)
+            .find(|l| l.starts_with("return "))
+            .unwrap();
+        let json = ret
+            .strip_prefix(&format!("return {to} '"))
+            .and_then(|r| r.strip_suffix("';"))
+            .unwrap_or_else(|| panic!("{location}: {ret}"));
+        assert!(
+            json.starts_with("{\"error\":\"") && json.ends_with("\"}"),
+            "{json}"
+        );
+    }
+    // Deadlines nginx can express are set; retries stay as documented.
+    for name in [
+        "client_header_timeout",
+        "client_body_timeout",
+        "lingering_time",
+    ] {
+        nginx_one(&d, name);
+    }
+    assert_eq!(
+        nginx_one(&d, "proxy_next_upstream"),
+        ["error", "timeout", "non_idempotent"]
     );
 }
 

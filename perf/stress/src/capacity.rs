@@ -4,6 +4,13 @@
 //! request fails, or `max_rate` is passed. The last step that passed is
 //! the capacity.
 //!
+//! With fixed `rates` instead, every listed rate runs whatever the step
+//! before it showed: the overload test, which steps well past capacity to
+//! see how the stack refuses the excess. Each step then also splits its
+//! answers into admitted (a status the scenario expects), refused (429 or
+//! 503: the stack said no, quickly or not) and the rest, with a latency
+//! histogram each; goodput is the admitted answers per second.
+//!
 //! A failed step may be the load generator's fault, not the stack's: each
 //! step records the scheduler's dispatch lag and the generator's CPU use,
 //! and the result says when the generator (or the machine) was the limit.
@@ -98,7 +105,14 @@ pub struct Config {
     pub threads: usize,
     /// Times a failed step is run again before it counts.
     pub retries: usize,
+    /// Fixed rates, each run once whatever the step before showed; empty:
+    /// step up by `factor` until a step fails.
+    pub rates: Vec<f64>,
 }
+
+/// Statuses that mean the stack refused a request for load: 429 (too many
+/// from one address) and 503 (no capacity left).
+pub const REFUSAL_STATUSES: [u16; 2] = [429, 503];
 
 #[derive(Clone, Debug)]
 pub struct Step {
@@ -106,6 +120,10 @@ pub struct Step {
     pub completed: u64,
     pub achieved_per_s: f64,
     pub latency: Histogram,
+    /// Answers with a status the scenario expects, and their latency.
+    pub admitted: Histogram,
+    /// 429 and 503 answers, and their latency.
+    pub refused: Histogram,
     pub statuses: BTreeMap<u16, u64>,
     pub failed: u64,
     pub dispatch_lag: Histogram,
@@ -117,6 +135,16 @@ pub struct Step {
     pub failure: Option<String>,
     pub generator_limited: bool,
     pub machine_saturated: bool,
+}
+
+impl Step {
+    /// Admitted answers per second of the step's schedule.
+    pub fn goodput_per_s(&self) -> f64 {
+        if self.completed == 0 {
+            return 0.0;
+        }
+        self.achieved_per_s * self.admitted.count() as f64 / self.completed as f64
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -219,8 +247,24 @@ pub async fn run(target: &Target, scenario: Scenario, cfg: &Config) -> ScenarioR
         steps: Vec::new(),
         stop_reason: String::new(),
     };
-    let mut rate = cfg.start_rate;
     println!("{}", step_header());
+    if !cfg.rates.is_empty() {
+        for (i, &rate) in cfg.rates.iter().enumerate() {
+            if i > 0 {
+                tokio::time::sleep(cfg.pause).await;
+                if let Err(e) = recover(target).await {
+                    result.stop_reason = e;
+                    return result;
+                }
+            }
+            let step = run_step(&pool, &rng, scenario, rate, cfg).await;
+            println!("{}", step_row(&step));
+            result.steps.push(step);
+        }
+        result.stop_reason = format!("ran the {} fixed rates", cfg.rates.len());
+        return result;
+    }
+    let mut rate = cfg.start_rate;
     loop {
         if rate > cfg.max_rate {
             result.stop_reason = format!("reached --max-rate {}", cfg.max_rate);
@@ -282,6 +326,16 @@ async fn run_step(
                     Ok(resp) => {
                         let ok = scenario.expected().contains(&resp.status);
                         stats.record(scenario.name(), Outcome::Status(resp.status), latency, ok);
+                        let class = if ok {
+                            Some(ADMITTED)
+                        } else if REFUSAL_STATUSES.contains(&resp.status) {
+                            Some(REFUSED)
+                        } else {
+                            None
+                        };
+                        if let Some(class) = class {
+                            stats.record(class, Outcome::Status(resp.status), latency, ok);
+                        }
                     }
                     Err(e) => stats.record(scenario.name(), Outcome::Error(e), latency, false),
                 }
@@ -290,12 +344,16 @@ async fn run_step(
         .await
     };
     let elapsed_s = t.elapsed().as_secs_f64();
-    let e = stats.snapshot().remove(scenario.name()).unwrap_or_default();
+    let mut snapshot = stats.snapshot();
+    let e = snapshot.remove(scenario.name()).unwrap_or_default();
+    let mut class = |label| snapshot.remove(label).unwrap_or_default().latency;
     let mut step = Step {
         rate,
         completed: e.count(),
         achieved_per_s: e.count() as f64 / elapsed_s.max(1e-3),
         latency: e.latency.clone(),
+        admitted: class(ADMITTED),
+        refused: class(REFUSED),
         statuses: e.statuses.clone(),
         failed: e.failed + report.unfinished,
         dispatch_lag: report.dispatch_lag,
@@ -310,6 +368,10 @@ async fn run_step(
     judge(&mut step, cfg);
     step
 }
+
+/// Stats labels of the two classes of answers an overload step tells apart.
+const ADMITTED: &str = "admitted";
+const REFUSED: &str = "refused";
 
 fn request(scenario: Scenario, rng: &mut fastrand::Rng) -> (Method, String, Option<Vec<u8>>) {
     match scenario {
@@ -380,6 +442,42 @@ pub fn step_row(s: &Step) -> String {
     )
 }
 
+/// The overload view of fixed-rate steps: goodput, admitted latency,
+/// refusals and their latency, everything else.
+pub fn overload_table(steps: &[Step]) -> String {
+    let mut out = format!(
+        "  {:>8} {:>9} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}  {}\n",
+        "rate/s",
+        "achieved",
+        "goodput",
+        "adm p50",
+        "adm p99",
+        "refused",
+        "ref p50",
+        "ref p99",
+        "other",
+        "statuses"
+    );
+    for s in steps {
+        let statuses: Vec<String> = s.statuses.iter().map(|(k, v)| format!("{k}:{v}")).collect();
+        let other = s.completed + s.unfinished - s.admitted.count() - s.refused.count();
+        out.push_str(&format!(
+            "  {:>8.0} {:>9.1} {:>9.1} {:>8.2} {:>8.2} {:>8} {:>8.2} {:>8.2} {:>8}  {}\n",
+            s.rate,
+            s.achieved_per_s,
+            s.goodput_per_s(),
+            s.admitted.quantile_ms(0.5),
+            s.admitted.quantile_ms(0.99),
+            s.refused.count(),
+            s.refused.quantile_ms(0.5),
+            s.refused.quantile_ms(0.99),
+            other,
+            statuses.join(" ")
+        ));
+    }
+    out
+}
+
 pub fn step_json(s: &Step) -> Value {
     json!({
         "rate_per_s": s.rate,
@@ -387,6 +485,11 @@ pub fn step_json(s: &Step) -> Value {
         "achieved_per_s": s.achieved_per_s,
         "latency_ms": latency_json(&s.latency),
         "statuses": s.statuses.iter().map(|(k, v)| (k.to_string(), json!(v))).collect::<serde_json::Map<_, _>>(),
+        "goodput_per_s": s.goodput_per_s(),
+        "admitted": s.admitted.count(),
+        "admitted_latency_ms": latency_json(&s.admitted),
+        "refused": s.refused.count(),
+        "refused_latency_ms": latency_json(&s.refused),
         "failed": s.failed,
         "unfinished": s.unfinished,
         "dispatch_lag_ms": latency_json(&s.dispatch_lag),
@@ -504,6 +607,7 @@ mod tests {
             timeout: Duration::from_secs(1),
             threads: 1,
             retries: 1,
+            rates: Vec::new(),
         }
     }
 
@@ -517,6 +621,8 @@ mod tests {
             completed: 1,
             achieved_per_s: 100.0,
             latency,
+            admitted: Histogram::new(),
+            refused: Histogram::new(),
             statuses: BTreeMap::new(),
             failed,
             dispatch_lag,
@@ -544,6 +650,30 @@ mod tests {
         let mut s = step(60_000, 0, 20_000);
         judge(&mut s, &cfg());
         assert!(s.generator_limited);
+    }
+
+    #[test]
+    fn overload_steps_split_admitted_and_refused() {
+        let mut s = step(10_000, 3, 100);
+        s.completed = 10;
+        s.achieved_per_s = 1000.0;
+        for _ in 0..6 {
+            s.admitted.record_us(20_000);
+        }
+        for _ in 0..3 {
+            s.refused.record_us(1_000);
+        }
+        assert!((s.goodput_per_s() - 600.0).abs() < 1e-9);
+        let t = overload_table(&[s]);
+        let row = t.lines().nth(1).unwrap();
+        let cols: Vec<&str> = row.split_whitespace().collect();
+        // rate, achieved, goodput, adm p50, adm p99, refused, ref p50, ref p99, other
+        assert_eq!(cols[2], "600.0", "{t}");
+        assert_eq!(cols[5], "3", "{t}");
+        assert_eq!(cols[8], "1", "{t}");
+        let mut empty = step(1_000, 0, 100);
+        empty.completed = 0;
+        assert_eq!(empty.goodput_per_s(), 0.0);
     }
 
     #[test]

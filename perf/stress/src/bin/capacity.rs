@@ -4,12 +4,17 @@
 //!            [--start-rate 200] [--factor 1.5] [--step-secs 10] [--pause-ms 1000]
 //!            [--p99-ms 50] [--max-rate 50000] [--max-conns 512] [--timeout-ms 5000]
 //!            [--retries 1] [--threads 1] [--label NAME] [--json PATH] [--bench-seed-cmd 'CMD']
+//!            [--rates 4000,8000,12000,16000]
 //!   capacity --compare OURS.json PEER.json [--labels ours,peer]
 //!
 //! orders-ample needs the bench seed (every product with ample stock):
 //!   UPDATE products SET initial_stock = 1000000, current_stock = 1000000
 //! --bench-seed-cmd runs CMD with `sh -c`, that SQL on its stdin, before
 //! orders-ample when stock is short (perf/capacity passes a psql command).
+//! --rates runs each listed rate once, whatever the step before showed (no
+//! stepping, no retries): the overload test. Each step's answers are split
+//! into admitted, refused (429/503) and the rest, printed as a table of
+//! goodput and admitted and refusal latency.
 //! Exit status: 0 when the measurements ran, 2 when they could not.
 
 use std::process::ExitCode;
@@ -74,6 +79,7 @@ fn main_result() -> Result<(), String> {
         timeout: Duration::from_millis(a.get("timeout-ms", 5000u64)?),
         threads,
         retries: a.get("retries", 1usize)?.min(5),
+        rates: parse_rates(&a.get("rates", String::new())?)?,
     };
     let label = a.get("label", "stack".to_owned())?;
     let seed_cmd = a.opt("bench-seed-cmd");
@@ -152,6 +158,13 @@ async fn measure(
         }
         println!("\n{}: {}", scenario.name(), scenario.describe());
         let r = capacity::run(target, scenario, cfg).await;
+        if !cfg.rates.is_empty() {
+            println!(
+                "\n{} under overload (adm = admitted, ref = refused 429/503; latency in ms from the schedule):\n{}",
+                scenario.name(),
+                capacity::overload_table(&r.steps)
+            );
+        }
         match r.held() {
             Some(s) => println!(
                 "=> {}: held {:.0}/s (achieved {:.1}/s, p99 {:.2} ms); stopped: {}",
@@ -182,10 +195,21 @@ async fn measure(
         "config": {
             "start_rate_per_s": cfg.start_rate, "factor": cfg.factor, "step_secs": cfg.step.as_secs(),
             "p99_bound_ms": cfg.p99_bound_ms, "max_rate_per_s": cfg.max_rate,
-            "max_conns": cfg.max_conns, "threads": cfg.threads,
+            "max_conns": cfg.max_conns, "threads": cfg.threads, "rates_per_s": cfg.rates,
         },
         "scenarios": results.iter().map(capacity::result_json).collect::<Vec<_>>(),
     }))
+}
+
+/// `4000,8000,12000`: rates per second, each within (0, RATE_MAX].
+fn parse_rates(list: &str) -> Result<Vec<f64>, String> {
+    list.split(',')
+        .filter(|r| !r.is_empty())
+        .map(|r| match r.trim().parse::<f64>() {
+            Ok(v) if v > 0.0 && v <= RATE_MAX => Ok(v),
+            _ => Err(format!("--rates: '{r}' is not a rate in (0, {RATE_MAX}]")),
+        })
+        .collect()
 }
 
 /// Runs `cmd` through `sh -c` with the bench seed SQL on its stdin.
