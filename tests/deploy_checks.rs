@@ -1054,6 +1054,10 @@ fn nginx_refusals_are_json_with_the_apis_statuses() {
         (status, body.as_str()),
         (431, r#"{"error":"request head too large"}"#)
     );
+    // The instances' metrics are not reachable through the lb (they would
+    // not answer here: nginx answers itself).
+    let (status, body) = exchange_from(third, port, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!((status, body.as_str()), (404, r#"{"error":"not found"}"#));
     drop(waiting);
 }
 

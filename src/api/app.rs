@@ -13,6 +13,7 @@ use crate::api::{
     DATABASE_ERROR, DATABASE_TIMED_OUT, DATABASE_UNAVAILABLE, OVERLOADED,
 };
 use crate::config::{ANSWER_BODY_BYTES_INITIAL, CUSTOMER_ID_BYTES_MAX, HTTP_CONNECTIONS_MAX};
+use crate::metrics::{BatchSizes, Route};
 use crate::pg::{Pool, Reply, Statement};
 
 pub struct App {
@@ -42,18 +43,29 @@ impl App {
     }
 
     /// Routes and validates a request, then answers it at once or sends it
-    /// on its way to the database.
+    /// on its way to the database. Also says which route it counts under.
     pub fn on_request(
         &mut self,
         request: &Request<'_>,
         pool: &mut Pool,
         now: Instant,
-    ) -> Handled<'_> {
+    ) -> (Route, Handled<'_>) {
+        let label = routes::label(request.method, request.target);
+        (label, self.handle(request, pool, now))
+    }
+
+    /// Order batch sizes so far.
+    pub fn batch_sizes(&self) -> &BatchSizes {
+        self.orders.sizes()
+    }
+
+    fn handle(&mut self, request: &Request<'_>, pool: &mut Pool, now: Instant) -> Handled<'_> {
         let routed = routes::route(request.method, request.target, request.body, &mut self.text);
         let refused = |refusal| Handled::Answered(Answer::Refused(refusal));
         match routed {
             Err(refusal) => refused(refusal),
             Ok(Command::Health) => Handled::Answered(health::answer(pool.is_healthy())),
+            Ok(Command::Metrics) => Handled::Metrics,
             Ok(Command::PlaceOrder(order)) => match self.orders.add(request.id, &order) {
                 Ok(()) => Handled::Pending,
                 Err(refusal) => refused(refusal),

@@ -67,6 +67,9 @@ pub enum Answer<'a> {
     Json { status: u16, body: &'a [u8] },
     /// An error: the status and `{"error": message}`.
     Refused(Refusal),
+    /// `200` with the process's metrics, rendered in the Prometheus text
+    /// format (the server renders them: it holds most of the figures).
+    Metrics(&'a [u8]),
 }
 
 /// What became of a request handed to the application.
@@ -75,6 +78,8 @@ pub enum Handled<'a> {
     Answered(Answer<'a>),
     /// At the database: the answer comes through [`Host::answer`].
     Pending,
+    /// `GET /metrics`: the server answers with [`Answer::Metrics`].
+    Metrics,
 }
 
 /// What the application needs of the server for requests it answers later.

@@ -9,6 +9,7 @@
 use crate::api::orders::{self, place::OrderRequest};
 use crate::api::{method_not_allowed, products, Db, Refusal, NOT_FOUND};
 use crate::http::request::Method;
+use crate::metrics;
 use crate::pg::{Refused, Rows};
 
 /// What a request asks for, validated.
@@ -20,6 +21,8 @@ pub enum Command<'a> {
     Query(Query),
     /// Answered without the database (`health`).
     Health,
+    /// `GET /metrics`, answered by the server.
+    Metrics,
 }
 
 /// A request answered by one statement: what the client asked, kept while
@@ -75,20 +78,7 @@ pub fn route<'a>(
         Method::Head => Method::Get,
         method => method,
     };
-    let (path, query) = match target.iter().position(|&b| b == b'?') {
-        Some(q) => (&target[..q], &target[q + 1..]),
-        None => (target, &target[target.len()..]),
-    };
-    let mut segments = path
-        .strip_prefix(b"/")
-        .unwrap_or(b"\xff")
-        .split(|&b| b == b'/');
-    let segments = [
-        segments.next(),
-        segments.next(),
-        segments.next(),
-        segments.next(),
-    ];
+    let (segments, query) = split_target(target);
     match segments {
         [Some(b"orders"), None, ..] => match method {
             Method::Post => orders::place::parse(body, scratch).map(Command::PlaceOrder),
@@ -111,8 +101,50 @@ pub fn route<'a>(
             Method::Get => Ok(Command::Health),
             _ => Err(method_not_allowed("GET")),
         },
+        [Some(b"metrics"), None, ..] => match method {
+            Method::Get => Ok(Command::Metrics),
+            _ => Err(method_not_allowed("GET")),
+        },
         _ => Err(NOT_FOUND),
     }
+}
+
+/// The route a request counts under in the metrics, whether or not it is
+/// valid: the same path shapes as [`route`], from a fixed set.
+pub fn label(method: Method, target: &[u8]) -> metrics::Route {
+    use metrics::Route;
+    match split_target(target).0 {
+        [Some(b"orders"), None, ..] => match method {
+            Method::Post => Route::PlaceOrder,
+            Method::Get | Method::Head => Route::ListOrders,
+            Method::Other => Route::Other,
+        },
+        [Some(b"orders"), Some(_), None, _] => Route::GetOrder,
+        [Some(b"orders"), Some(_), Some(b"cancel"), None] => Route::CancelOrder,
+        [Some(b"products"), Some(_), None, _] => Route::GetProduct,
+        [Some(b"health"), None, ..] => Route::Health,
+        [Some(b"metrics"), None, ..] => Route::Metrics,
+        _ => Route::Other,
+    }
+}
+
+/// The first four path segments (`None` past the last) and the query.
+fn split_target(target: &[u8]) -> ([Option<&[u8]>; 4], &[u8]) {
+    let (path, query) = match target.iter().position(|&b| b == b'?') {
+        Some(q) => (&target[..q], &target[q + 1..]),
+        None => (target, &target[target.len()..]),
+    };
+    let mut segments = path
+        .strip_prefix(b"/")
+        .unwrap_or(b"\xff")
+        .split(|&b| b == b'/');
+    let segments = [
+        segments.next(),
+        segments.next(),
+        segments.next(),
+        segments.next(),
+    ];
+    (segments, query)
 }
 
 #[cfg(test)]

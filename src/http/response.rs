@@ -9,6 +9,9 @@ pub const CONTINUE_100: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 
 const STATUS_LINE_PREFIX: &[u8] = b"HTTP/1.1 ";
 const CONTENT_TYPE_AND_LENGTH: &[u8] = b"\r\nContent-Type: application/json\r\nContent-Length: ";
+/// Prometheus' text exposition format, version 0.0.4.
+const PROMETHEUS_TYPE_AND_LENGTH: &[u8] =
+    b"\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\nContent-Length: ";
 const CONNECTION_CLOSE: &[u8] = b"Connection: close\r\n";
 /// Sent on every kept-alive answer: HTTP/1.1 clients assume it, HTTP/1.0
 /// clients (ApacheBench, old proxies) close the connection without it.
@@ -52,12 +55,42 @@ pub fn write_head(
     keep_alive: bool,
     allow: Option<&str>,
 ) {
+    write_typed_head(
+        out,
+        status,
+        CONTENT_TYPE_AND_LENGTH,
+        content_length,
+        keep_alive,
+        allow,
+    );
+}
+
+/// Appends a `200` head for metrics in the Prometheus text format.
+pub fn write_metrics_head(out: &mut Vec<u8>, content_length: usize, keep_alive: bool) {
+    write_typed_head(
+        out,
+        200,
+        PROMETHEUS_TYPE_AND_LENGTH,
+        content_length,
+        keep_alive,
+        None,
+    );
+}
+
+fn write_typed_head(
+    out: &mut Vec<u8>,
+    status: u16,
+    type_and_length: &[u8],
+    content_length: usize,
+    keep_alive: bool,
+    allow: Option<&str>,
+) {
     let mut number = itoa::Buffer::new();
     out.extend_from_slice(STATUS_LINE_PREFIX);
     out.extend_from_slice(number.format(status).as_bytes());
     out.push(b' ');
     out.extend_from_slice(reason(status).as_bytes());
-    out.extend_from_slice(CONTENT_TYPE_AND_LENGTH);
+    out.extend_from_slice(type_and_length);
     out.extend_from_slice(number.format(content_length).as_bytes());
     out.extend_from_slice(CRLF);
     out.extend_from_slice(if keep_alive {

@@ -67,8 +67,7 @@ impl BufferBudget {
     }
 
     /// Bytes of the shared budget in use.
-    #[cfg(test)]
-    fn used(&self) -> usize {
+    pub fn used(&self) -> usize {
         self.used
     }
 

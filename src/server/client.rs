@@ -9,7 +9,7 @@
 
 use std::io;
 use std::net::Shutdown;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use mio::net::TcpStream;
 
@@ -21,8 +21,9 @@ use crate::config::{
 };
 use crate::http::request::{parse_request, Body, Method, Parsed, Progress};
 use crate::http::response::{
-    error_body_len, write_error, write_head, write_json_response, CONTINUE_100,
+    error_body_len, write_error, write_head, write_json_response, write_metrics_head, CONTINUE_100,
 };
+use crate::metrics::Route;
 use crate::nonblocking::{self, Received};
 use crate::server::budget::Limits;
 
@@ -54,6 +55,9 @@ pub struct Framing {
     /// A GET or HEAD: answering it changed nothing, so an answer too big for
     /// the memory left may be replaced by a 503.
     pub safe: bool,
+    /// What it counts under in the metrics, and when it was taken.
+    pub route: Route,
+    pub taken_at: Instant,
 }
 
 pub struct Client {
@@ -332,6 +336,8 @@ impl Client {
                         keep_alive: request.head.keep_alive,
                         head_only: request.head.method == Method::Head,
                         safe: matches!(request.head.method, Method::Get | Method::Head),
+                        route: Route::Other,
+                        taken_at: now,
                     },
                     consumed: request.consumed,
                 })
@@ -362,12 +368,22 @@ impl Client {
     }
 
     /// The application took the request `next_request` gave: its answer is
-    /// written now, or it is waited for.
-    pub fn finish_request(&mut self, framing: Framing, consumed: usize, handled: Handled<'_>) {
-        match handled {
-            Handled::Answered(answer) => self.write_answer(answer, framing),
-            Handled::Pending => self.waiting = Some(framing),
-        }
+    /// written now (its status is returned), or it is waited for.
+    pub fn finish_request(
+        &mut self,
+        framing: Framing,
+        consumed: usize,
+        handled: Handled<'_>,
+    ) -> Option<u16> {
+        let status = match handled {
+            Handled::Answered(answer) => Some(self.write_answer(answer, framing)),
+            Handled::Pending => {
+                self.waiting = Some(framing);
+                None
+            }
+            // The server renders metrics itself; an empty page if it did not.
+            Handled::Metrics => Some(self.write_answer(Answer::Metrics(b""), framing)),
+        };
         if !framing.keep_alive {
             self.phase = Phase::Closing;
         }
@@ -376,6 +392,7 @@ impl Client {
         if self.limits.budget_pressed {
             self.give_back_memory();
         }
+        status
     }
 
     /// Shrinks buffers grown for one request (a big body, a long answer, a
@@ -394,18 +411,20 @@ impl Client {
     }
 
     /// The answer to the waiting request (none waiting: nothing to do).
-    pub fn answer(&mut self, answer: Answer<'_>, now: Instant) {
-        if let Some(framing) = self.waiting.take() {
-            self.write_answer(answer, framing);
-            self.last_active = now;
-        }
+    /// Returns the route, status and time taken, for the metrics.
+    pub fn answer(&mut self, answer: Answer<'_>, now: Instant) -> Option<(Route, u16, Duration)> {
+        let framing = self.waiting.take()?;
+        let status = self.write_answer(answer, framing);
+        self.last_active = now;
+        let took = now.saturating_duration_since(framing.taken_at);
+        Some((framing.route, status, took))
     }
 
     /// Queues an answer, with the room for it reserved exactly. An answer
     /// to a read that the memory left cannot hold becomes a 503 (the read
     /// can be repeated); any other answer is written whatever the budget
     /// says (it is small, and it must reach the client).
-    fn write_answer(&mut self, answer: Answer<'_>, framing: Framing) {
+    fn write_answer(&mut self, answer: Answer<'_>, framing: Framing) -> u16 {
         let mut needed = self.room_needed_for(&answer);
         let answer = if framing.safe && needed > self.output.capacity() + self.limits.growth {
             let refused = Answer::Refused(crate::api::OVERLOADED);
@@ -417,13 +436,13 @@ impl Client {
         if needed > self.output.capacity() {
             self.output.reserve_exact(needed - self.output.len());
         }
-        write_answer(&mut self.output, answer, framing);
+        write_answer(&mut self.output, answer, framing)
     }
 
     /// The output buffer's length once `answer` is queued, at most.
     fn room_needed_for(&self, answer: &Answer<'_>) -> usize {
         let body_len = match answer {
-            Answer::Json { body, .. } => body.len(),
+            Answer::Json { body, .. } | Answer::Metrics(body) => body.len(),
             Answer::Refused(refusal) => error_body_len(refusal.message),
         };
         self.output.len() + HTTP_RESPONSE_HEAD_BYTES_MAX + body_len
@@ -514,32 +533,44 @@ impl Client {
     }
 }
 
-/// An answer as an HTTP response.
-fn write_answer(out: &mut Vec<u8>, answer: Answer<'_>, framing: Framing) {
+/// An answer as an HTTP response; returns its status.
+fn write_answer(out: &mut Vec<u8>, answer: Answer<'_>, framing: Framing) -> u16 {
     let Framing {
         keep_alive,
         head_only,
         ..
     } = framing;
     match answer {
-        Answer::Json { status, body } if head_only => {
-            write_head(out, status, body.len(), keep_alive, None)
+        Answer::Json { status, body } => {
+            if head_only {
+                write_head(out, status, body.len(), keep_alive, None);
+            } else {
+                write_json_response(out, status, body, keep_alive, None);
+            }
+            status
         }
-        Answer::Json { status, body } => write_json_response(out, status, body, keep_alive, None),
-        Answer::Refused(refusal) if head_only => write_head(
-            out,
-            refusal.status,
-            error_body_len(refusal.message),
-            keep_alive,
-            refusal.allow,
-        ),
-        Answer::Refused(refusal) => write_error(
-            out,
-            refusal.status,
-            refusal.message,
-            keep_alive,
-            refusal.allow,
-        ),
+        Answer::Metrics(body) => {
+            write_metrics_head(out, body.len(), keep_alive);
+            if !head_only {
+                out.extend_from_slice(body);
+            }
+            200
+        }
+        Answer::Refused(refusal) => {
+            if head_only {
+                let len = error_body_len(refusal.message);
+                write_head(out, refusal.status, len, keep_alive, refusal.allow);
+            } else {
+                write_error(
+                    out,
+                    refusal.status,
+                    refusal.message,
+                    keep_alive,
+                    refusal.allow,
+                );
+            }
+            refusal.status
+        }
     }
 }
 

@@ -11,9 +11,10 @@
 //! request that has gone is recognised and dropped.
 
 use std::ops::{Deref, DerefMut, Range};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::api::{Answer, Host, RequestId};
+use crate::metrics::{HttpMetrics, Route};
 use crate::server::budget::BufferBudget;
 use crate::server::client::Client;
 
@@ -32,6 +33,8 @@ pub struct Clients {
     to_resume: Vec<usize>,
     /// Every connection's buffers beyond its free share come from here.
     budget: BufferBudget,
+    /// Requests answered, by route and status, and their latency.
+    http: HttpMetrics,
 }
 
 /// A connection lent out for one or more operations: it gets the buffer
@@ -74,6 +77,20 @@ impl Clients {
     /// Open connections (and slots being filled).
     pub fn live(&self) -> usize {
         self.slots.len() - self.free.len()
+    }
+
+    /// Counts a request answered.
+    pub fn record(&mut self, route: Route, status: u16, took: Duration) {
+        self.http.record(route, status, took);
+    }
+
+    pub fn http_metrics(&self) -> &HttpMetrics {
+        &self.http
+    }
+
+    /// Bytes of the shared buffer budget in use.
+    pub fn buffer_bytes_shared(&self) -> usize {
+        self.budget.used()
     }
 
     /// Every slot index, open or not.
@@ -202,7 +219,10 @@ impl Host for Answering<'_> {
         let Some(client) = slot.client.as_mut() else {
             return;
         };
-        ClientMut::lend(client, &mut self.clients.budget).answer(answer, self.now);
+        let served = ClientMut::lend(client, &mut self.clients.budget).answer(answer, self.now);
+        if let Some((route, status, took)) = served {
+            self.clients.http.record(route, status, took);
+        }
         slot.generation = slot.generation.wrapping_add(1);
         self.clients.to_resume.push(index);
         self.clients.queue_flush(index);

@@ -23,11 +23,12 @@ use mio::event::Event;
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token};
 
-use crate::api::{App, Request};
+use crate::api::{Answer, App, Handled, Request};
 use crate::config::{self, Settings};
 use crate::http::response::write_error;
+use crate::metrics;
 use crate::pg::{ConnectConfig, Pool, PoolConfig, Reply};
-use client::{Client, Flushed, Next, ReadOutcome, Swept};
+use client::{Client, Flushed, Framing, Next, ReadOutcome, Swept};
 use clients::Clients;
 
 const LISTENER: Token = Token(0);
@@ -57,6 +58,35 @@ pub struct Server {
     /// through (swapped, so no allocation per turn).
     flushing: Vec<usize>,
     resuming: Vec<usize>,
+    /// `/metrics` is rendered here (reused from scrape to scrape).
+    metrics_text: Vec<u8>,
+    pool_size: usize,
+}
+
+/// The process's resident memory in bytes and CPU time in seconds, from
+/// /proc (zeros where it cannot be read).
+fn process_usage() -> (u64, f64) {
+    // Both files count in pages and clock ticks; Linux has used 4 KiB pages
+    // and 100 ticks a second on every platform we run on (no libc to ask).
+    const PAGE_BYTES: u64 = 4096;
+    const TICKS_PER_SECOND: f64 = 100.0;
+    let resident_pages = std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|statm| statm.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .unwrap_or(0);
+    // utime and stime are fields 14 and 15, counted after the command name
+    // (which is in parentheses and may contain spaces).
+    let ticks = std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|stat| {
+            let rest = stat.get(stat.rfind(')')? + 2..)?;
+            let mut fields = rest.split_whitespace().skip(11);
+            let user: u64 = fields.next()?.parse().ok()?;
+            let system: u64 = fields.next()?.parse().ok()?;
+            Some(user + system)
+        })
+        .unwrap_or(0);
+    (resident_pages * PAGE_BYTES, ticks as f64 / TICKS_PER_SECOND)
 }
 
 /// Database replies go to the application, which answers through the clients.
@@ -113,6 +143,8 @@ impl Server {
             accept_again_at: None,
             flushing: Vec::new(),
             resuming: Vec::new(),
+            metrics_text: Vec::new(),
+            pool_size: settings.pool_size,
         })
     }
 
@@ -368,11 +400,53 @@ impl Server {
                 target: incoming.target,
                 body: incoming.body,
             };
-            let handled = self.app.on_request(&request, &mut self.pool, now);
-            client.finish_request(framing, consumed, handled);
-            drop(client);
+            let (route, handled) = self.app.on_request(&request, &mut self.pool, now);
+            let framing = Framing { route, ..framing };
+            let status = if let Handled::Metrics = handled {
+                drop(client);
+                self.render_metrics();
+                let Some(mut client) = self.clients.get_mut(index) else {
+                    return;
+                };
+                let answer = Answer::Metrics(&self.metrics_text);
+                client.finish_request(framing, consumed, Handled::Answered(answer))
+            } else {
+                let status = client.finish_request(framing, consumed, handled);
+                drop(client);
+                status
+            };
+            if let Some(status) = status {
+                self.clients.record(route, status, Duration::ZERO);
+            }
             self.clients.queue_flush(index);
         }
+    }
+
+    /// Renders `/metrics` into `metrics_text`: the requests counted by the
+    /// clients, the application's batches, the pool's and the process's
+    /// figures of the moment.
+    #[cold]
+    fn render_metrics(&mut self) {
+        let pool = self.pool.stats();
+        let (resident_bytes, cpu_seconds) = process_usage();
+        let snapshot = metrics::Snapshot {
+            client_connections: self.clients.live(),
+            client_buffer_bytes_shared: self.clients.buffer_bytes_shared(),
+            db_connections_ready: pool.ready_connections,
+            db_connections_configured: self.pool_size,
+            db_requests_in_flight: pool.in_flight,
+            db_requests_waiting: pool.waiting,
+            db_reconnects: pool.reconnects,
+            db_cancels_sent: pool.cancels_sent,
+            resident_bytes,
+            cpu_seconds,
+        };
+        metrics::render(
+            &mut self.metrics_text,
+            self.clients.http_metrics(),
+            self.app.batch_sizes(),
+            &snapshot,
+        );
     }
 
     /// Writes every connection that has output. Serving may queue more

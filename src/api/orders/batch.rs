@@ -39,6 +39,7 @@ use crate::api::{
 use crate::config::{
     ORDER_BATCHES_IN_FLIGHT_MAX, ORDER_BATCHES_MAX, PG_ORDER_BATCH_MAX, SOLD_OUT_HINTS,
 };
+use crate::metrics::{BatchSizes, BATCH_SIZE_BUCKETS};
 use crate::pg::{columns, oid, Param, Pool, Reply, Rows, Statement, StatementId};
 
 /// `place_orders`: the order's position in the batch (1-based), then the
@@ -316,6 +317,8 @@ pub struct Batcher {
     /// one waits, gathering orders, until one is back.
     in_flight_max: [usize; 2],
     sold_out: SoldOutHints,
+    /// Orders per batch sent, for the metrics.
+    sizes: BatchSizes,
 }
 
 impl Batcher {
@@ -330,7 +333,12 @@ impl Batcher {
             sold_out: SoldOutHints {
                 products: [0; SOLD_OUT_HINTS],
             },
+            sizes: BatchSizes::default(),
         }
+    }
+
+    pub fn sizes(&self) -> &BatchSizes {
+        &self.sizes
     }
 
     /// Adds a validated order of a known product, for `request`.
@@ -412,6 +420,7 @@ impl Batcher {
 
     fn submit(&mut self, index: usize, pool: &mut Pool, host: &mut impl Host, now: Instant) {
         let batch = &mut self.batches[index];
+        self.sizes.observe(&BATCH_SIZE_BUCKETS, batch.len() as u64);
         if let Err(refusal) = batch.submit(tag_of(index, None), pool, now) {
             batch.refuse_rest(refusal, host);
             batch.clear();

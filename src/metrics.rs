@@ -1,0 +1,425 @@
+//! Counters for `GET /metrics`, and their Prometheus text rendering.
+//!
+//! Every label value comes from a fixed set (routes, statuses, outcomes),
+//! never from request input, so the number of series is fixed and counting
+//! is indexing into arrays: no allocation, no hashing, no locks (the
+//! process has one thread). Rendering happens only when `/metrics` is
+//! asked for, into a buffer the server reuses.
+
+use std::time::Duration;
+
+/// What a request was for, as a metric label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    GetProduct,
+    PlaceOrder,
+    CancelOrder,
+    GetOrder,
+    ListOrders,
+    Health,
+    Metrics,
+    /// Unknown paths and methods, and requests refused before routing.
+    Other,
+}
+
+impl Route {
+    pub const ALL: [Route; 8] = [
+        Route::GetProduct,
+        Route::PlaceOrder,
+        Route::CancelOrder,
+        Route::GetOrder,
+        Route::ListOrders,
+        Route::Health,
+        Route::Metrics,
+        Route::Other,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Route::GetProduct => "get_product",
+            Route::PlaceOrder => "place_order",
+            Route::CancelOrder => "cancel_order",
+            Route::GetOrder => "get_order",
+            Route::ListOrders => "list_orders",
+            Route::Health => "health",
+            Route::Metrics => "metrics",
+            Route::Other => "other",
+        }
+    }
+}
+
+/// Every status the server answers with; anything else counts as "other".
+pub const STATUSES: [u16; 16] = [
+    200, 201, 400, 404, 405, 408, 409, 411, 413, 422, 429, 431, 500, 501, 503, 505,
+];
+const STATUS_SLOTS: usize = STATUSES.len() + 1;
+
+fn status_slot(status: u16) -> usize {
+    STATUSES
+        .iter()
+        .position(|&s| s == status)
+        .unwrap_or(STATUSES.len())
+}
+
+/// Upper bounds of the latency buckets, in microseconds: fine below a
+/// millisecond, where a warm answer lands, coarse up to the database's
+/// deadlines.
+pub const LATENCY_BUCKETS_MICROS: [u64; 17] = [
+    50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000,
+    1_000_000, 2_500_000, 5_000_000, 15_000_000,
+];
+
+/// Upper bounds of the order batch size buckets.
+pub const BATCH_SIZE_BUCKETS: [u64; 8] = [1, 2, 4, 8, 16, 32, 64, 128];
+
+/// A histogram with fixed buckets: counts per bucket (not cumulative; the
+/// last one is +Inf), their sum.
+#[derive(Debug, Clone, Copy)]
+pub struct Histogram<const B: usize> {
+    counts: [u64; B],
+    overflow: u64,
+    sum: u64,
+}
+
+impl<const B: usize> Default for Histogram<B> {
+    fn default() -> Self {
+        Histogram {
+            counts: [0; B],
+            overflow: 0,
+            sum: 0,
+        }
+    }
+}
+
+impl<const B: usize> Histogram<B> {
+    pub fn observe(&mut self, bounds: &[u64; B], value: u64) {
+        match bounds.iter().position(|&bound| value <= bound) {
+            Some(bucket) => self.counts[bucket] += 1,
+            None => self.overflow += 1,
+        }
+        self.sum = self.sum.saturating_add(value);
+    }
+
+    pub fn count(&self) -> u64 {
+        self.counts.iter().sum::<u64>() + self.overflow
+    }
+}
+
+/// HTTP requests answered, by route and status, and their latency by route
+/// (from the moment the request was taken to the moment its answer was
+/// queued).
+#[derive(Debug, Default)]
+pub struct HttpMetrics {
+    answered: [[u64; STATUS_SLOTS]; Route::ALL.len()],
+    latency: [Histogram<{ LATENCY_BUCKETS_MICROS.len() }>; Route::ALL.len()],
+}
+
+impl HttpMetrics {
+    pub fn record(&mut self, route: Route, status: u16, took: Duration) {
+        let r = route as usize;
+        self.answered[r][status_slot(status)] += 1;
+        let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+        self.latency[r].observe(&LATENCY_BUCKETS_MICROS, micros);
+    }
+}
+
+/// The figures of the other layers at the moment of a scrape.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Snapshot {
+    pub client_connections: usize,
+    pub client_buffer_bytes_shared: usize,
+    pub db_connections_ready: usize,
+    pub db_connections_configured: usize,
+    pub db_requests_in_flight: usize,
+    pub db_requests_waiting: usize,
+    pub db_reconnects: u64,
+    pub db_cancels_sent: u64,
+    pub resident_bytes: u64,
+    pub cpu_seconds: f64,
+}
+
+/// Order batch sizes, kept by the application.
+pub type BatchSizes = Histogram<{ BATCH_SIZE_BUCKETS.len() }>;
+
+/// Renders everything in the Prometheus text format (version 0.0.4).
+pub fn render(out: &mut Vec<u8>, http: &HttpMetrics, batches: &BatchSizes, now: &Snapshot) {
+    out.clear();
+    header(
+        out,
+        "flashsale_http_requests_total",
+        "counter",
+        "HTTP requests answered, by route and status.",
+    );
+    for route in Route::ALL {
+        let counts = &http.answered[route as usize];
+        for (slot, &count) in counts.iter().enumerate() {
+            if count == 0 {
+                continue;
+            }
+            let status = STATUSES
+                .get(slot)
+                .map_or("other".to_string(), u16::to_string);
+            line(
+                out,
+                "flashsale_http_requests_total",
+                &[("route", route.name()), ("status", &status)],
+                count as f64,
+            );
+        }
+    }
+    header(
+        out,
+        "flashsale_http_request_duration_seconds",
+        "histogram",
+        "Time from taking a request to queueing its answer, by route.",
+    );
+    for route in Route::ALL {
+        let histogram = &http.latency[route as usize];
+        let bounds = LATENCY_BUCKETS_MICROS.map(|micros| micros as f64 / 1e6);
+        histogram_lines(
+            out,
+            "flashsale_http_request_duration_seconds",
+            ("route", route.name()),
+            histogram,
+            &bounds,
+            1e-6,
+        );
+    }
+    orders(out, http);
+    header(
+        out,
+        "flashsale_order_batch_size",
+        "histogram",
+        "Orders per batch sent to the database.",
+    );
+    histogram_lines(
+        out,
+        "flashsale_order_batch_size",
+        ("", ""),
+        batches,
+        &BATCH_SIZE_BUCKETS.map(|b| b as f64),
+        1.0,
+    );
+    gauge(
+        out,
+        "flashsale_client_connections",
+        "Open client connections.",
+        now.client_connections as f64,
+    );
+    gauge(
+        out,
+        "flashsale_client_buffer_shared_bytes",
+        "Client buffer bytes drawn from the shared budget.",
+        now.client_buffer_bytes_shared as f64,
+    );
+    header(
+        out,
+        "flashsale_db_connections",
+        "gauge",
+        "Database connections, configured and ready.",
+    );
+    line(
+        out,
+        "flashsale_db_connections",
+        &[("state", "configured")],
+        now.db_connections_configured as f64,
+    );
+    line(
+        out,
+        "flashsale_db_connections",
+        &[("state", "ready")],
+        now.db_connections_ready as f64,
+    );
+    gauge(
+        out,
+        "flashsale_db_requests_in_flight",
+        "Requests sent to the database, not yet answered.",
+        now.db_requests_in_flight as f64,
+    );
+    gauge(
+        out,
+        "flashsale_db_requests_waiting",
+        "Requests queued for a database pipeline slot.",
+        now.db_requests_waiting as f64,
+    );
+    counter(
+        out,
+        "flashsale_db_reconnects_total",
+        "Database connections lost or failed to open.",
+        now.db_reconnects as f64,
+    );
+    counter(
+        out,
+        "flashsale_db_cancels_total",
+        "CancelRequests sent for late statements.",
+        now.db_cancels_sent as f64,
+    );
+    gauge(
+        out,
+        "process_resident_memory_bytes",
+        "Resident memory size in bytes.",
+        now.resident_bytes as f64,
+    );
+    counter(
+        out,
+        "process_cpu_seconds_total",
+        "Total user and system CPU time spent in seconds.",
+        now.cpu_seconds,
+    );
+}
+
+/// Orders by outcome, read off the order route's statuses.
+fn orders(out: &mut Vec<u8>, http: &HttpMetrics) {
+    const OUTCOMES: [(u16, &str); 6] = [
+        (201, "created"),
+        (200, "replayed"),
+        (409, "insufficient_stock"),
+        (404, "product_not_found"),
+        (422, "invalid"),
+        (503, "refused"),
+    ];
+    header(
+        out,
+        "flashsale_orders_total",
+        "counter",
+        "Orders answered, by outcome.",
+    );
+    let counts = &http.answered[Route::PlaceOrder as usize];
+    for (status, outcome) in OUTCOMES {
+        line(
+            out,
+            "flashsale_orders_total",
+            &[("outcome", outcome)],
+            counts[status_slot(status)] as f64,
+        );
+    }
+}
+
+fn header(out: &mut Vec<u8>, name: &str, kind: &str, help: &str) {
+    out.extend_from_slice(format!("# HELP {name} {help}\n# TYPE {name} {kind}\n").as_bytes());
+}
+
+fn line(out: &mut Vec<u8>, name: &str, labels: &[(&str, &str)], value: f64) {
+    out.extend_from_slice(name.as_bytes());
+    let labels: Vec<String> = labels
+        .iter()
+        .filter(|(key, _)| !key.is_empty())
+        .map(|(key, value)| format!("{key}=\"{value}\""))
+        .collect();
+    if !labels.is_empty() {
+        out.extend_from_slice(format!("{{{}}}", labels.join(",")).as_bytes());
+    }
+    out.extend_from_slice(format!(" {value}\n").as_bytes());
+}
+
+fn gauge(out: &mut Vec<u8>, name: &str, help: &str, value: f64) {
+    header(out, name, "gauge", help);
+    line(out, name, &[], value);
+}
+
+fn counter(out: &mut Vec<u8>, name: &str, help: &str, value: f64) {
+    header(out, name, "counter", help);
+    line(out, name, &[], value);
+}
+
+/// Cumulative `_bucket` lines, `_sum` and `_count`; `unit` converts the
+/// recorded sum to the exposed one.
+fn histogram_lines<const B: usize>(
+    out: &mut Vec<u8>,
+    name: &str,
+    label: (&str, &str),
+    histogram: &Histogram<B>,
+    bounds: &[f64; B],
+    unit: f64,
+) {
+    let mut cumulative = 0;
+    for (count, bound) in histogram.counts.iter().zip(bounds) {
+        cumulative += count;
+        let le = bound.to_string();
+        line(
+            out,
+            &format!("{name}_bucket"),
+            &[label, ("le", &le)],
+            cumulative as f64,
+        );
+    }
+    let total = cumulative + histogram.overflow;
+    line(
+        out,
+        &format!("{name}_bucket"),
+        &[label, ("le", "+Inf")],
+        total as f64,
+    );
+    line(
+        out,
+        &format!("{name}_sum"),
+        &[label],
+        histogram.sum as f64 * unit,
+    );
+    line(out, &format!("{name}_count"), &[label], total as f64);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn value_of<'a>(text: &'a str, series: &str) -> Option<&'a str> {
+        text.lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+    }
+
+    #[test]
+    fn counts_land_in_their_series() {
+        let mut http = HttpMetrics::default();
+        http.record(Route::GetProduct, 200, Duration::from_micros(80));
+        http.record(Route::GetProduct, 200, Duration::from_micros(3_000));
+        http.record(Route::PlaceOrder, 201, Duration::from_micros(900));
+        http.record(Route::PlaceOrder, 409, Duration::from_micros(700));
+        http.record(Route::Other, 418, Duration::from_secs(60));
+        let mut batches = BatchSizes::default();
+        batches.observe(&BATCH_SIZE_BUCKETS, 3);
+        let mut out = Vec::new();
+        render(&mut out, &http, &batches, &Snapshot::default());
+        let text = String::from_utf8(out).unwrap();
+        let at =
+            |series: &str| value_of(&text, series).unwrap_or_else(|| panic!("{series} in\n{text}"));
+        assert_eq!(
+            at(r#"flashsale_http_requests_total{route="get_product",status="200"}"#),
+            "2"
+        );
+        assert_eq!(
+            at(r#"flashsale_http_requests_total{route="other",status="other"}"#),
+            "1"
+        );
+        assert_eq!(
+            at(
+                r#"flashsale_http_request_duration_seconds_bucket{route="get_product",le="0.0001"}"#
+            ),
+            "1"
+        );
+        assert_eq!(
+            at(r#"flashsale_http_request_duration_seconds_bucket{route="get_product",le="0.005"}"#),
+            "2"
+        );
+        assert_eq!(
+            at(r#"flashsale_http_request_duration_seconds_count{route="get_product"}"#),
+            "2"
+        );
+        assert_eq!(
+            at(r#"flashsale_http_request_duration_seconds_bucket{route="other",le="+Inf"}"#),
+            "1"
+        );
+        assert_eq!(
+            at(r#"flashsale_http_request_duration_seconds_bucket{route="other",le="15"}"#),
+            "0"
+        );
+        assert_eq!(at(r#"flashsale_orders_total{outcome="created"}"#), "1");
+        assert_eq!(
+            at(r#"flashsale_orders_total{outcome="insufficient_stock"}"#),
+            "1"
+        );
+        assert_eq!(at(r#"flashsale_order_batch_size_bucket{le="4"}"#), "1");
+        assert_eq!(at(r#"flashsale_order_batch_size_bucket{le="2"}"#), "0");
+        assert_eq!(at("flashsale_order_batch_size_sum"), "3");
+    }
+}
