@@ -70,6 +70,9 @@ pub const HTTP_LINGER_BYTES_MAX: usize = 256 * 1024;
 /// Reads from one connection in one turn; a connection with more to read
 /// is read again next turn, after the others had theirs.
 pub const READS_PER_CONNECTION_PER_TURN: usize = 8;
+/// Load shed (503s, connections refused at accept) is logged as one summary
+/// event per this interval, never one line per refusal.
+pub const LOAD_SHED_LOG_INTERVAL: Duration = Duration::from_secs(10);
 /// How often idle, slow and lingering connections are looked for.
 pub const HTTP_SWEEP_INTERVAL: Duration = Duration::from_millis(500);
 

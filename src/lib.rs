@@ -14,6 +14,7 @@ pub mod config;
 pub mod const_text;
 pub mod http;
 pub mod json;
+pub mod log;
 pub mod metrics;
 pub mod nonblocking;
 pub mod pg;

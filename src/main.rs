@@ -9,6 +9,8 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use flashsale::config::{Settings, HEALTHCHECK_TIMEOUT};
+use flashsale::log::{self, Value};
+use flashsale::pg::url::redact_url;
 use flashsale::server::Server;
 
 /// `HTTP/1.1 200`: enough of the answer to judge it.
@@ -37,7 +39,7 @@ fn main() -> ExitCode {
     let settings = match Settings::from_env() {
         Ok(settings) => settings,
         Err(e) => {
-            eprintln!("flashsale: {e}");
+            log::event("config_error", &[("error", Value::Str(&e.to_string()))]);
             return ExitCode::from(2);
         }
     };
@@ -45,7 +47,13 @@ fn main() -> ExitCode {
         None => serve(&settings),
         Some("--healthcheck") => healthcheck(settings.port),
         Some(other) => {
-            eprintln!("flashsale: unknown argument {other:?} (usage: flashsale [--healthcheck])");
+            log::event(
+                "usage_error",
+                &[
+                    ("argument", Value::Str(other)),
+                    ("usage", Value::Str("flashsale [--healthcheck]")),
+                ],
+            );
             ExitCode::from(2)
         }
     }
@@ -55,22 +63,39 @@ fn serve(settings: &Settings) -> ExitCode {
     let mut server = match Server::bind(settings) {
         Ok(server) => server,
         Err(e) => {
-            eprintln!("flashsale: cannot start on port {}: {e}", settings.port);
+            log::event(
+                "cannot_start",
+                &[
+                    ("port", Value::Int(settings.port.into())),
+                    ("error", Value::Str(&e.to_string())),
+                ],
+            );
             return ExitCode::FAILURE;
         }
     };
-    eprintln!(
-        "flashsale: listening on 0.0.0.0:{} (database pool: {})",
-        settings.port, settings.pool_size
+    log::event(
+        "start",
+        &[
+            ("listen", Value::Str(&format!("0.0.0.0:{}", settings.port))),
+            ("database", Value::Str(&redact_url(&settings.database_url))),
+            ("db_pool_size", Value::Int(settings.pool_size as i64)),
+            (
+                "order_batches_in_flight",
+                Value::Int(settings.order_batches_in_flight as i64),
+            ),
+        ],
     );
     install_stop_handlers();
     match server.run_until(&STOP) {
         Ok(()) => {
-            eprintln!("flashsale: stopped");
+            log::event("stopped", &[]);
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("flashsale: event loop failed: {e}");
+            log::event(
+                "event_loop_failed",
+                &[("error", Value::Str(&e.to_string()))],
+            );
             ExitCode::FAILURE
         }
     }
@@ -81,7 +106,7 @@ fn healthcheck(port: u16) -> ExitCode {
     match probe_health(port) {
         Ok(()) => ExitCode::SUCCESS,
         Err(reason) => {
-            eprintln!("flashsale healthcheck: {reason}");
+            log::event("healthcheck_failed", &[("reason", Value::Str(&reason))]);
             ExitCode::FAILURE
         }
     }

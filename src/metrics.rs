@@ -115,6 +115,12 @@ pub struct HttpMetrics {
 }
 
 impl HttpMetrics {
+    /// Requests answered with `status`, all routes together.
+    pub fn answered_with(&self, status: u16) -> u64 {
+        let slot = status_slot(status);
+        self.answered.iter().map(|by_status| by_status[slot]).sum()
+    }
+
     pub fn record(&mut self, route: Route, status: u16, took: Duration) {
         let r = route as usize;
         self.answered[r][status_slot(status)] += 1;

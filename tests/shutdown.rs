@@ -62,7 +62,7 @@ fn sigterm_answers_a_request_waiting_at_the_database_then_exits_zero() {
         assert_eq!(stored, "1", "the answered order is committed");
     });
     assert!(
-        server.stderr().contains("flashsale: stopped"),
+        server.stderr().contains(r#""event":"stopped""#),
         "{}",
         server.stderr()
     );

@@ -13,6 +13,7 @@ use crate::api::{
     DATABASE_ERROR, DATABASE_TIMED_OUT, DATABASE_UNAVAILABLE, OVERLOADED,
 };
 use crate::config::{ANSWER_BODY_BYTES_INITIAL, CUSTOMER_ID_BYTES_MAX, HTTP_CONNECTIONS_MAX};
+use crate::log::{self, Value};
 use crate::metrics::{BatchSizes, Route};
 use crate::pg::{Pool, Reply, Statement};
 
@@ -163,10 +164,8 @@ impl QueryTable {
             Reply::Unavailable => Err(DATABASE_UNAVAILABLE),
             Reply::Failed(error) if error.is_timeout() => Err(DATABASE_TIMED_OUT),
             Reply::Failed(error) => {
-                eprintln!(
-                    "database error for {:?}: {} ({} {})",
-                    waiting.query, error.message, error.severity, error.code
-                );
+                let query = format!("{:?}", waiting.query);
+                log::database_error("query_failed", &error, &[("query", Value::Str(&query))]);
                 Err(DATABASE_ERROR)
             }
         };

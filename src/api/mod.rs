@@ -159,7 +159,15 @@ pub fn answer_of(rendered: Result<u16, Refusal>, body: &[u8]) -> Answer<'_> {
 /// the schema has NOT NULL, an unknown outcome code): log it, answer 503.
 #[cold]
 pub fn malformed(_: Malformed) -> Refusal {
-    eprintln!("database answer of an unexpected shape (NULL or unknown outcome code)");
+    crate::log::event(
+        "database_answer_malformed",
+        &[(
+            "detail",
+            crate::log::Value::Str(
+                "a NULL where the schema has NOT NULL, or an unknown outcome code",
+            ),
+        )],
+    );
     DATABASE_ERROR
 }
 

@@ -34,6 +34,7 @@ use mio::event::Event;
 use mio::{Registry, Token};
 
 use crate::config;
+use crate::log::{self, Value};
 use crate::pg::cancel::{CancelProgress, CancelRequest};
 use crate::pg::connection::{encode_request, Connection, Context, SessionDeadlines, Target};
 use crate::pg::reply::{Refused, Reply};
@@ -266,12 +267,16 @@ impl Pool {
         }
         if !was_ready && connection.is_ready() {
             let slot = &mut self.slots[index];
-            if slot.consecutive_failures > 0 {
-                eprintln!(
-                    "pg[{index}]: connected after {} failed attempts",
-                    slot.consecutive_failures
-                );
-            }
+            log::event(
+                "db_connected",
+                &[
+                    ("slot", Value::Int(index as i64)),
+                    (
+                        "failed_attempts",
+                        Value::Int(slot.consecutive_failures.into()),
+                    ),
+                ],
+            );
             slot.consecutive_failures = 0;
         }
         self.move_waiting(now);
@@ -498,7 +503,13 @@ impl Pool {
             return;
         };
         let Some(key) = connection.cancel_front() else {
-            eprintln!("pg[{index}]: a request is late and the server sent no cancel key");
+            log::event(
+                "db_cancel_impossible",
+                &[
+                    ("slot", Value::Int(index as i64)),
+                    ("reason", Value::Str("the server sent no cancel key")),
+                ],
+            );
             return;
         };
         if let Some(mut earlier) = self.slots[index].cancel.take() {
@@ -506,13 +517,19 @@ impl Pool {
         }
         match CancelRequest::start(self.target(address), key, registry, token, now) {
             Ok(cancel) => {
-                eprintln!(
-                    "pg[{index}]: the server has worked on a request for {} ms: cancelling it",
-                    self.config.cancel_after.as_millis()
+                log::event(
+                    "db_cancel_sent",
+                    &[
+                        ("slot", Value::Int(index as i64)),
+                        (
+                            "running_ms",
+                            Value::Int(self.config.cancel_after.as_millis() as i64),
+                        ),
+                    ],
                 );
                 self.slots[index].cancel = Some(cancel);
             }
-            Err(e) => eprintln!("pg[{index}]: cannot send a CancelRequest: {e}"),
+            Err(e) => cancel_failed(index, &e.to_string()),
         }
     }
 
@@ -523,7 +540,7 @@ impl Pool {
         match cancel.on_event() {
             Ok(CancelProgress::Waiting) => return,
             Ok(CancelProgress::Sent) => self.cancels_sent += 1,
-            Err(e) => eprintln!("pg[{index}]: the CancelRequest failed: {e}"),
+            Err(e) => cancel_failed(index, &e.to_string()),
         }
         cancel.deregister(registry);
         self.slots[index].cancel = None;
@@ -537,7 +554,7 @@ impl Pool {
             .as_mut()
             .filter(|c| now >= c.started_at + self.config.connect_timeout)
         {
-            eprintln!("pg[{index}]: the CancelRequest could not connect in time");
+            cancel_failed(index, "could not connect in time");
             cancel.deregister(registry);
             slot.cancel = None;
         }
@@ -605,10 +622,18 @@ impl Pool {
                 .consecutive_failures
                 .is_multiple_of(config::PG_RECONNECT_LOG_EVERY)
         {
-            eprintln!(
-                "pg[{index}]: {reason}; retrying in {} ms (attempt {})",
-                delay.as_millis(),
-                slot.consecutive_failures
+            log::event(
+                if was_ready {
+                    "db_connection_lost"
+                } else {
+                    "db_connect_failed"
+                },
+                &[
+                    ("slot", Value::Int(index as i64)),
+                    ("reason", Value::Str(reason)),
+                    ("retry_ms", Value::Int(delay.as_millis() as i64)),
+                    ("attempt", Value::Int(slot.consecutive_failures.into())),
+                ],
             );
         }
         self.last_error = Some(reason.to_string());
@@ -623,6 +648,17 @@ impl Pool {
         }
         self.waiting_bytes.clear();
     }
+}
+
+#[cold]
+fn cancel_failed(index: usize, error: &str) {
+    log::event(
+        "db_cancel_failed",
+        &[
+            ("slot", Value::Int(index as i64)),
+            ("error", Value::Str(error)),
+        ],
+    );
 }
 
 #[derive(Debug, Clone, Copy)]

@@ -11,6 +11,7 @@
 //! served. The worst case is written out in `config.rs`.
 
 use crate::config::{HTTP_CONNECTION_BYTES_FREE, HTTP_SHARED_BUFFER_BYTES};
+use crate::log::{self, Value};
 
 #[derive(Debug)]
 pub struct BufferBudget {
@@ -89,14 +90,19 @@ impl BufferBudget {
         *charged = excess;
         if !self.spent && self.used >= self.limit {
             self.spent = true;
-            eprintln!(
-                "client buffer budget spent ({} KiB): growing requests and long answers \
-                 are refused with 503 until clients read",
-                self.limit / 1024
+            log::event(
+                "buffer_budget_spent",
+                &[
+                    ("budget_bytes", Value::Int(self.limit as i64)),
+                    (
+                        "effect",
+                        Value::Str("growing requests and long answers are refused with 503"),
+                    ),
+                ],
             );
         } else if self.spent && self.used <= self.limit / 2 {
             self.spent = false;
-            eprintln!("client buffer budget available again");
+            log::event("buffer_budget_available", &[]);
         }
     }
 }

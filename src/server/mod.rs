@@ -26,6 +26,7 @@ use mio::{Events, Interest, Poll, Token};
 use crate::api::{Answer, App, Handled, Request};
 use crate::config::{self, Settings};
 use crate::http::response::write_error;
+use crate::log::{self, Value};
 use crate::metrics;
 use crate::pg::{ConnectConfig, Pool, PoolConfig, Reply};
 use client::{Client, Flushed, Framing, Next, ReadOutcome, Swept};
@@ -60,7 +61,16 @@ pub struct Server {
     resuming: Vec<usize>,
     /// `/metrics` is rendered here (reused from scrape to scrape).
     metrics_text: Vec<u8>,
+    /// Load shed since the last summary event: connections refused at
+    /// accept, and 503s answered up to then (`clients`' count).
+    shed: ShedSummary,
     pool_size: usize,
+}
+
+struct ShedSummary {
+    next_at: Instant,
+    answered_503: u64,
+    connections_refused: u64,
 }
 
 /// The process's resident memory in bytes and CPU time in seconds, from
@@ -144,6 +154,11 @@ impl Server {
             flushing: Vec::new(),
             resuming: Vec::new(),
             metrics_text: Vec::new(),
+            shed: ShedSummary {
+                next_at: now + config::LOAD_SHED_LOG_INTERVAL,
+                answered_503: 0,
+                connections_refused: 0,
+            },
             pool_size: settings.pool_size,
         })
     }
@@ -211,9 +226,9 @@ impl Server {
         if let Some(mut listener) = self.listener.take() {
             let _ = self.poll.registry().deregister(&mut listener);
         }
-        eprintln!(
-            "flashsale: shutting down, draining {} connections",
-            self.clients.live()
+        log::event(
+            "shutting_down",
+            &[("connections", Value::Int(self.clients.live() as i64))],
         );
         for index in self.clients.indexes() {
             if self
@@ -277,6 +292,9 @@ impl Server {
         self.app.end_of_turn(&mut self.pool, &mut answering, now);
         let (app, clients) = (&mut self.app, &mut self.clients);
         (self.pool).tick(self.poll.registry(), now, &mut replies(app, clients, now));
+        if now >= self.shed.next_at {
+            self.summarise_load_shed(now);
+        }
         if now >= self.next_sweep {
             self.sweep(now);
             self.next_sweep = now + config::HTTP_SWEEP_INTERVAL;
@@ -295,6 +313,7 @@ impl Server {
                 Ok((mut socket, _)) => {
                     if self.clients.live() >= config::HTTP_CONNECTIONS_MAX {
                         let _ = socket.write(&self.too_many_connections);
+                        self.shed.connections_refused += 1;
                         continue;
                     }
                     let _ = socket.set_nodelay(true);
@@ -312,7 +331,7 @@ impl Server {
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     if self.accept_again_at.take().is_some() {
-                        eprintln!("accepting connections again");
+                        log::event("accepting_again", &[]);
                     }
                     return;
                 }
@@ -322,9 +341,15 @@ impl Server {
                     // backlog until descriptors are free again. One line an
                     // episode, not one a retry.
                     if self.accept_again_at.is_none() {
-                        eprintln!(
-                            "accept failed: {e}; trying again every {} ms",
-                            config::ACCEPT_RETRY_INTERVAL.as_millis()
+                        log::event(
+                            "accept_failed",
+                            &[
+                                ("error", Value::Str(&e.to_string())),
+                                (
+                                    "retry_ms",
+                                    Value::Int(config::ACCEPT_RETRY_INTERVAL.as_millis() as i64),
+                                ),
+                            ],
                         );
                     }
                     self.accept_again_at = Some(now + config::ACCEPT_RETRY_INTERVAL);
@@ -420,6 +445,34 @@ impl Server {
             }
             self.clients.queue_flush(index);
         }
+    }
+
+    /// One event for the load shed since the last one, if there was any.
+    #[cold]
+    fn summarise_load_shed(&mut self, now: Instant) {
+        let answered_503 = self.clients.http_metrics().answered_with(503);
+        let refused_503 = answered_503 - self.shed.answered_503;
+        if refused_503 > 0 || self.shed.connections_refused > 0 {
+            log::event(
+                "load_shed",
+                &[
+                    ("answered_503", Value::Int(refused_503 as i64)),
+                    (
+                        "connections_refused",
+                        Value::Int(self.shed.connections_refused as i64),
+                    ),
+                    (
+                        "seconds",
+                        Value::Int(config::LOAD_SHED_LOG_INTERVAL.as_secs() as i64),
+                    ),
+                ],
+            );
+        }
+        self.shed = ShedSummary {
+            next_at: now + config::LOAD_SHED_LOG_INTERVAL,
+            answered_503,
+            connections_refused: 0,
+        };
     }
 
     /// Renders `/metrics` into `metrics_text`: the requests counted by the

@@ -39,6 +39,7 @@ use crate::api::{
 use crate::config::{
     ORDER_BATCHES_IN_FLIGHT_MAX, ORDER_BATCHES_MAX, PG_ORDER_BATCH_MAX, SOLD_OUT_HINTS,
 };
+use crate::log::{self, Value};
 use crate::metrics::{BatchSizes, BATCH_SIZE_BUCKETS};
 use crate::pg::{columns, oid, Param, Pool, Reply, Rows, Statement, StatementId};
 
@@ -489,12 +490,13 @@ impl Batcher {
                     batch.clear();
                 }
                 Reply::Failed(error) => {
-                    eprintln!(
-                        "order batch of {} failed ({} {}: {}); retrying its orders one by one",
-                        batch.len(),
-                        error.severity,
-                        error.code,
-                        error.message
+                    log::database_error(
+                        "order_batch_failed",
+                        &error,
+                        &[
+                            ("orders", Value::Int(batch.len() as i64)),
+                            ("then", Value::Str("retrying its orders one by one")),
+                        ],
                     );
                     batch.state = State::Failed;
                 }
@@ -553,10 +555,7 @@ fn answer_one(reply: Reply<'_>, body: &mut Vec<u8>) -> Result<u16, Refusal> {
 
 #[cold]
 fn log_failed_order(error: &crate::pg::DbError<'_>) {
-    eprintln!(
-        "database error placing an order: {} ({} {})",
-        error.message, error.severity, error.code
-    );
+    log::database_error("order_failed", error, &[]);
 }
 
 #[cfg(test)]
