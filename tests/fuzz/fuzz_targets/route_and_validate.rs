@@ -50,6 +50,6 @@ fuzz_target!(|data: &[u8]| {
             assert!(reads);
             assert!(id > 0);
         }
-        Command::Query(Query::GetOrder(_)) | Command::Health => assert!(reads),
+        Command::Query(Query::GetOrder(_)) | Command::Health | Command::Metrics => assert!(reads),
     }
 });
