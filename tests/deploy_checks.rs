@@ -741,7 +741,7 @@ fn nginx_conf_matches_the_topology_and_the_cpu_share() {
             .any(|l| l == s || l.starts_with(&format!("{} ", s.trim_end_matches(';'))))
     };
     for line in [
-        "access_log off;",
+        "access_log /dev/stdout json buffer=32k flush=1s if=$access_loggable;",
         "proxy_http_version 1.1;",
         "proxy_set_header Connection \"\";",
         "proxy_pass http://api;",
@@ -1801,5 +1801,44 @@ impl TempDir {
 impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+/// nginx's access log format, with every variable given a value of its
+/// kind, is one JSON object: the quoting in nginx.conf is right.
+#[test]
+fn nginx_access_log_lines_are_json() {
+    let conf = read("nginx/nginx.conf");
+    let start = conf
+        .find("log_format json escape=json")
+        .expect("a log_format named json");
+    let end = start + conf[start..].find(';').expect("log_format ends");
+    let template: String = conf[start..end].split('\'').skip(1).step_by(2).collect();
+    let numeric = ["$status", "$body_bytes_sent", "$request_time"];
+    let mut line = String::new();
+    let mut rest = template.as_str();
+    while let Some(dollar) = rest.find('$') {
+        line.push_str(&rest[..dollar]);
+        let name_len = rest[dollar + 1..]
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(rest.len() - dollar - 1);
+        let variable = &rest[dollar..dollar + 1 + name_len];
+        line.push_str(if numeric.contains(&variable) {
+            "1.5"
+        } else {
+            "x"
+        });
+        rest = &rest[dollar + 1 + name_len..];
+    }
+    line.push_str(rest);
+    let parsed = support::server::json::parse(line.as_bytes())
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+    for key in [
+        "status",
+        "upstream",
+        "upstream_response_time",
+        "request_time",
+    ] {
+        let _ = parsed.get(key);
     }
 }
