@@ -100,6 +100,8 @@ pub struct Ledger {
     /// while nobody cancels).
     burst_last_stock: HashMap<i64, i64>,
     stock_min: BTreeMap<i64, i64>,
+    /// Every stock sample: when, product, current stock (for the report).
+    stock_over_time: Vec<(std::time::Instant, i64, i64)>,
     pub checked: Checked,
 }
 
@@ -134,6 +136,11 @@ impl Ledger {
 
     pub fn violate(&mut self, rule: Rule, detail: String) {
         self.violations.push(Violation { rule, detail });
+    }
+
+    /// Every stock sample taken: when, product, current stock.
+    pub fn stock_over_time(&self) -> &[(std::time::Instant, i64, i64)] {
+        &self.stock_over_time
     }
 
     pub fn order(&self, order_id: &str) -> Option<&LedgerOrder> {
@@ -360,6 +367,8 @@ impl Ledger {
     /// has been sent yet, so stock may only fall.
     pub fn on_stock_sample(&mut self, p: &ProductView, in_burst: bool) {
         self.checked.stock_samples += 1;
+        self.stock_over_time
+            .push((std::time::Instant::now(), p.id, p.current_stock));
         let min = self.stock_min.entry(p.id).or_insert(p.current_stock);
         *min = (*min).min(p.current_stock);
         if p.current_stock < 0 || p.current_stock > p.initial_stock {

@@ -15,6 +15,7 @@ pub mod histogram;
 pub mod http;
 pub mod ledger;
 pub mod open_model;
+pub mod report;
 pub mod scenario;
 pub mod stats;
 pub mod sysinfo;

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
@@ -106,9 +106,25 @@ pub enum Outcome<'a> {
     Error(&'a HttpError),
 }
 
-#[derive(Default)]
 pub struct Stats {
     endpoints: Mutex<BTreeMap<&'static str, EndpointStats>>,
+    /// The same requests by the second they were answered in, counted from
+    /// `started`, for the run's pictures (`report`).
+    timeline: Mutex<Vec<EndpointStats>>,
+    started: Instant,
+    /// Phase boundaries: a name and when it began.
+    marks: Mutex<Vec<(&'static str, Instant)>>,
+}
+
+impl Default for Stats {
+    fn default() -> Stats {
+        Stats {
+            endpoints: Mutex::default(),
+            timeline: Mutex::default(),
+            started: Instant::now(),
+            marks: Mutex::default(),
+        }
+    }
 }
 
 impl Stats {
@@ -117,17 +133,44 @@ impl Stats {
     }
 
     pub fn record(&self, label: &'static str, outcome: Outcome, latency: Duration, expected: bool) {
+        let second = self.started.elapsed().as_secs() as usize;
         let mut map = self.endpoints.lock().unwrap_or_else(|e| e.into_inner());
         let e = map.entry(label).or_default();
-        match outcome {
-            Outcome::Status(s) => *e.statuses.entry(s).or_default() += 1,
-            Outcome::Error(HttpError::Timeout) => e.timeouts += 1,
-            Outcome::Error(_) => e.transport_errors += 1,
+        count(e, &outcome, latency, expected);
+        drop(map);
+        let mut timeline = self.timeline.lock().unwrap_or_else(|e| e.into_inner());
+        if timeline.len() <= second {
+            timeline.resize_with(second + 1, EndpointStats::default);
         }
-        if !expected {
-            e.failed += 1;
-        }
-        e.latency.record(latency);
+        count(&mut timeline[second], &outcome, latency, expected);
+    }
+
+    /// Notes that the phase `name` begins now.
+    pub fn mark(&self, name: &'static str) {
+        let mut marks = self.marks.lock().unwrap_or_else(|e| e.into_inner());
+        marks.push((name, Instant::now()));
+    }
+
+    /// When counting began (second 0 of the timeline).
+    pub fn started(&self) -> Instant {
+        self.started
+    }
+
+    /// Requests by the second they were answered in.
+    pub fn timeline(&self) -> Vec<EndpointStats> {
+        self.timeline
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Phase names and their start, in seconds since `started`.
+    pub fn marks(&self) -> Vec<(&'static str, f64)> {
+        let marks = self.marks.lock().unwrap_or_else(|e| e.into_inner());
+        marks
+            .iter()
+            .map(|(name, at)| (*name, at.duration_since(self.started).as_secs_f64()))
+            .collect()
     }
 
     pub fn snapshot(&self) -> BTreeMap<&'static str, EndpointStats> {
@@ -136,6 +179,18 @@ impl Stats {
             .unwrap_or_else(|e| e.into_inner())
             .clone()
     }
+}
+
+fn count(e: &mut EndpointStats, outcome: &Outcome, latency: Duration, expected: bool) {
+    match outcome {
+        Outcome::Status(s) => *e.statuses.entry(*s).or_default() += 1,
+        Outcome::Error(HttpError::Timeout) => e.timeouts += 1,
+        Outcome::Error(_) => e.transport_errors += 1,
+    }
+    if !expected {
+        e.failed += 1;
+    }
+    e.latency.record(latency);
 }
 
 /// All endpoints whose label satisfies `pick`, merged into one.

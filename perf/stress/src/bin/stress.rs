@@ -6,7 +6,11 @@
 //!          [--cancel-fraction 0.3] [--dup-cancels 3] [--dup-keys 3]
 //!          [--timeout-ms 10000] [--warmup-secs 60] [--p99-ms 500]
 //!          [--failed-pct 1] [--verify-max 20000] [--threads 1] [--seed N]
-//!          [--peer] [--json PATH]
+//!          [--peer] [--json PATH] [--report PATH]
+//!
+//! `--report PATH` writes the run as a self-contained HTML page: requests
+//! per second by status class, latency p50/p99 per second, stock per
+//! product over time (phases marked), and the status mix.
 //!
 //! Exit status: 0 when every rule and criterion passes, 1 when one fails,
 //! 2 when the run could not be made (bad options, stack not healthy).
@@ -35,6 +39,7 @@ struct Cli {
     opts: Options,
     threads: usize,
     json: Option<String>,
+    report: Option<String>,
     p99_bound_ms: f64,
     failed_pct_max: f64,
 }
@@ -68,6 +73,7 @@ fn parse_cli() -> Result<Cli, String> {
         url: a.get("url", "http://127.0.0.1:9999".to_owned())?,
         threads: a.get("threads", 1usize)?.clamp(1, 64),
         json: a.opt("json"),
+        report: a.opt("report"),
         p99_bound_ms: a.get("p99-ms", 500.0)?,
         failed_pct_max: a.get("failed-pct", 1.0)?,
         opts,
@@ -259,7 +265,129 @@ async fn run(cli: &Cli, target: Target) -> Result<bool, String> {
         std::fs::write(path, text + "\n").map_err(|e| format!("cannot write {path}: {e}"))?;
         println!("summary written to {path}");
     }
+    if let Some(path) = &cli.report {
+        let html = report_page(cli, &ctx, &report);
+        std::fs::write(path, html).map_err(|e| format!("cannot write {path}: {e}"))?;
+        println!("report written to {path}");
+    }
     Ok(report.passed)
+}
+
+/// The run as pictures (`--report`).
+fn report_page(cli: &Cli, ctx: &Arc<Ctx>, r: &RunReport) -> String {
+    use flashsale_stress::report::{line_chart, page, Series};
+    let timeline = ctx.stats.timeline();
+    let marks = ctx.stats.marks();
+    let per_second = |pick: &dyn Fn(&EndpointStats) -> f64| -> Vec<(f64, f64)> {
+        timeline
+            .iter()
+            .enumerate()
+            .map(|(second, e)| (second as f64 + 0.5, pick(e)))
+            .collect()
+    };
+    let class = |low: u16, high: u16| {
+        move |e: &EndpointStats| {
+            e.statuses
+                .iter()
+                .filter(|(s, _)| (low..high).contains(*s))
+                .map(|(_, n)| *n as f64)
+                .sum::<f64>()
+        }
+    };
+    let throughput = vec![
+        Series {
+            name: "2xx".into(),
+            points: per_second(&class(200, 300)),
+        },
+        Series {
+            name: "4xx".into(),
+            points: per_second(&class(400, 500)),
+        },
+        Series {
+            name: "5xx".into(),
+            points: per_second(&class(500, 600)),
+        },
+        Series {
+            name: "errors".into(),
+            points: per_second(&|e: &EndpointStats| (e.timeouts + e.transport_errors) as f64),
+        },
+    ];
+    let answered = |e: &EndpointStats| e.latency.count() > 0;
+    let latency = |q: f64| -> Vec<(f64, f64)> {
+        timeline
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| answered(e))
+            .map(|(second, e)| (second as f64 + 0.5, e.latency.quantile_ms(q)))
+            .collect()
+    };
+    let latencies = vec![
+        Series {
+            name: "p50".into(),
+            points: latency(0.5),
+        },
+        Series {
+            name: "p99".into(),
+            points: latency(0.99),
+        },
+    ];
+    let started = ctx.stats.started();
+    let mut stock: BTreeMap<i64, Vec<(f64, f64)>> = BTreeMap::new();
+    for &(at, product, current) in ctx.ledger().stock_over_time() {
+        let t = at.saturating_duration_since(started).as_secs_f64();
+        stock.entry(product).or_default().push((t, current as f64));
+    }
+    let stock: Vec<Series> = stock
+        .into_iter()
+        .map(|(product, points)| Series {
+            name: format!("product {product}"),
+            points,
+        })
+        .collect();
+    let charts = [
+        line_chart(
+            "Requests answered per second, by status class",
+            "req/s",
+            &throughput,
+            &marks,
+        ),
+        line_chart("Latency per second", "ms", &latencies, &marks),
+        line_chart(
+            "Stock per product (GET /products samples)",
+            "units",
+            &stock,
+            &marks,
+        ),
+    ];
+    let all = &r.all;
+    let mut table = vec![vec![
+        "status".to_string(),
+        "answers".to_string(),
+        "share".to_string(),
+    ]];
+    let total = all.count().max(1) as f64;
+    for (status, n) in &all.statuses {
+        table.push(vec![
+            status.to_string(),
+            n.to_string(),
+            format!("{:.1} %", *n as f64 / total * 100.0),
+        ]);
+    }
+    let context = format!(
+        "{}: {} requests, {} (burst {:.0} s, cancel wave {:.0} s; {} users, open model {}/s)",
+        cli.url,
+        all.count(),
+        if r.passed {
+            "every rule and criterion passed"
+        } else {
+            "FAILED"
+        },
+        r.phases.burst_s,
+        r.phases.wave_s,
+        cli.opts.vus,
+        cli.opts.rate
+    );
+    page("flashsale stress run", &context, &charts, &table)
 }
 
 /// Phase 1: waits for the stack, then reads the baseline.
@@ -301,6 +429,7 @@ async fn warm_up(ctx: &Arc<Ctx>) -> Result<Baseline, String> {
 /// Phases 2 and 3: the flash-sale burst, then the cancellation wave.
 async fn burst_and_wave(ctx: &Arc<Ctx>) -> Phases {
     let cpu = CpuWindow::start();
+    ctx.stats.mark("burst");
     let t_burst = Instant::now();
     let open = scenario::burst(ctx).await;
     let burst_s = t_burst.elapsed().as_secs_f64();
@@ -319,9 +448,11 @@ async fn burst_and_wave(ctx: &Arc<Ctx>) -> Phases {
             r.unfinished
         );
     }
+    ctx.stats.mark("cancel wave");
     let t_wave = Instant::now();
     let chosen = scenario::cancel_wave(ctx).await;
     let wave_s = t_wave.elapsed().as_secs_f64();
+    ctx.stats.mark("end");
     let cpu = cpu.finish();
     let cancelled = ctx.ledger().orders().filter(|o| o.cancelled()).count();
     println!(
