@@ -1059,6 +1059,19 @@ fn nginx_refusals_are_json_with_the_apis_statuses() {
     let (status, body) = exchange_from(third, port, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
     assert_eq!((status, body.as_str()), (404, r#"{"error":"not found"}"#));
     drop(waiting);
+    thread::sleep(Duration::from_millis(200));
+    // nginx's counters: for an exporter on the same host only.
+    let status_page = b"GET /nginx_status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    let (status, body) = exchange_from(third, port, status_page);
+    assert_eq!((status, body.as_str()), (404, r#"{"error":"not found"}"#));
+    let mut local = connect_from(Ipv4Addr::LOCALHOST, port);
+    local.write_all(status_page).unwrap();
+    let mut answer = String::new();
+    let _ = std::io::Read::read_to_string(&mut local, &mut answer);
+    assert!(
+        answer.starts_with("HTTP/1.1 200") && answer.contains("Active connections:"),
+        "{answer}"
+    );
 }
 
 /// The arguments of the directive `name` wherever it appears (each
