@@ -21,9 +21,20 @@ pub struct Series {
     pub points: Vec<(f64, f64)>,
 }
 
-/// A line chart: x in seconds since the run began, phase boundaries drawn
-/// as dashed vertical lines with their names.
+/// A line chart over time: x in seconds since the run began, phase
+/// boundaries drawn as dashed vertical lines with their names.
 pub fn line_chart(title: &str, y_unit: &str, series: &[Series], marks: &[(&str, f64)]) -> String {
+    xy_chart(title, "s", y_unit, series, marks)
+}
+
+/// A line chart with `x_unit` on the x axis (ticks read "<x> <x_unit>").
+pub fn xy_chart(
+    title: &str,
+    x_unit: &str,
+    y_unit: &str,
+    series: &[Series],
+    marks: &[(&str, f64)],
+) -> String {
     let x_max = series
         .iter()
         .flat_map(|s| s.points.iter().map(|p| p.0))
@@ -70,12 +81,15 @@ pub fn line_chart(title: &str, y_unit: &str, series: &[Series], marks: &[(&str, 
     );
     for i in 0..=5 {
         let v = x_max * f64::from(i) / 5.0;
+        // The last tick ends at the plot's edge rather than past it.
+        let anchor = if i == 5 { "end" } else { "middle" };
         let _ = write!(
             svg,
-            r#"<text x="{:.1}" y="{}" text-anchor="middle">{:.0} s</text>"#,
+            r#"<text x="{:.1}" y="{}" text-anchor="{anchor}">{:.0} {}</text>"#,
             x(v),
             HEIGHT - 14.0,
-            v
+            v,
+            escape(x_unit)
         );
     }
     for (name, at) in marks {

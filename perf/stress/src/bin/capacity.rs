@@ -4,7 +4,7 @@
 //!            [--start-rate 200] [--factor 1.5] [--step-secs 10] [--pause-ms 1000]
 //!            [--p99-ms 50] [--max-rate 50000] [--max-conns 512] [--timeout-ms 5000]
 //!            [--retries 1] [--threads 1] [--label NAME] [--json PATH] [--bench-seed-cmd 'CMD']
-//!            [--rates 4000,8000,12000,16000]
+//!            [--rates 4000,8000,12000,16000] [--report PATH]
 //!   capacity --compare OURS.json PEER.json [--labels ours,peer]
 //!
 //! orders-ample needs the bench seed (every product with ample stock):
@@ -14,7 +14,10 @@
 //! --rates runs each listed rate once, whatever the step before showed (no
 //! stepping, no retries): the overload test. Each step's answers are split
 //! into admitted, refused (429/503) and the rest, printed as a table of
-//! goodput and admitted and refusal latency.
+//! goodput and admitted and refusal latency. --report PATH writes the run
+//! as one self-contained HTML page: per scenario, achieved rate and
+//! goodput against the offered rate, latency p50/p99 against it, and a
+//! table of the steps.
 //! Exit status: 0 when the measurements ran, 2 when they could not.
 
 use std::process::ExitCode;
@@ -84,6 +87,7 @@ fn main_result() -> Result<(), String> {
     let label = a.get("label", "stack".to_owned())?;
     let seed_cmd = a.opt("bench-seed-cmd");
     let json_path = a.opt("json");
+    let report_path = a.opt("report");
     let rest = a.finish()?;
     if !rest.is_empty() {
         return Err(format!("unexpected argument(s): {}", rest.join(" ")));
@@ -112,7 +116,112 @@ fn main_result() -> Result<(), String> {
         std::fs::write(&path, text + "\n").map_err(|e| format!("cannot write {path}: {e}"))?;
         println!("summary written to {path}");
     }
+    if let Some(path) = report_path {
+        let html = report_page(&label, &url, &summary);
+        std::fs::write(&path, html).map_err(|e| format!("cannot write {path}: {e}"))?;
+        println!("report written to {path}");
+    }
     Ok(())
+}
+
+/// The run as pictures (`--report`), read off the summary: per scenario,
+/// what was achieved and how long it took against the offered rate.
+fn report_page(label: &str, url: &str, summary: &Value) -> String {
+    use flashsale_stress::report::{page, xy_chart, Series};
+    let number = |v: &Value, path: &[&str]| -> f64 {
+        path.iter()
+            .try_fold(v, |v, key| v.get(key))
+            .and_then(Value::as_f64)
+            .unwrap_or(0.0)
+    };
+    let mut charts = Vec::new();
+    let mut table = vec![[
+        "scenario",
+        "offered/s",
+        "achieved/s",
+        "goodput/s",
+        "p50 ms",
+        "p99 ms",
+        "refused",
+        "failed",
+    ]
+    .map(String::from)
+    .to_vec()];
+    let scenarios = summary
+        .get("scenarios")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    for scenario in &scenarios {
+        let name = scenario
+            .get("scenario")
+            .and_then(Value::as_str)
+            .unwrap_or("?");
+        let steps = scenario
+            .get("steps")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        let points = |path: &[&str]| -> Vec<(f64, f64)> {
+            steps
+                .iter()
+                .map(|s| (number(s, &["rate_per_s"]), number(s, path)))
+                .collect()
+        };
+        charts.push(xy_chart(
+            &format!("{name}: answered per second against offered"),
+            "/s",
+            "req/s",
+            &[
+                Series {
+                    name: "offered".into(),
+                    points: points(&["rate_per_s"]),
+                },
+                Series {
+                    name: "achieved".into(),
+                    points: points(&["achieved_per_s"]),
+                },
+                Series {
+                    name: "goodput".into(),
+                    points: points(&["goodput_per_s"]),
+                },
+            ],
+            &[],
+        ));
+        charts.push(xy_chart(
+            &format!("{name}: latency against offered rate"),
+            "/s",
+            "ms",
+            &[
+                Series {
+                    name: "p50".into(),
+                    points: points(&["latency_ms", "p50"]),
+                },
+                Series {
+                    name: "p99".into(),
+                    points: points(&["latency_ms", "p99"]),
+                },
+            ],
+            &[],
+        ));
+        for s in &steps {
+            table.push(vec![
+                name.to_string(),
+                format!("{:.0}", number(s, &["rate_per_s"])),
+                format!("{:.0}", number(s, &["achieved_per_s"])),
+                format!("{:.0}", number(s, &["goodput_per_s"])),
+                format!("{:.2}", number(s, &["latency_ms", "p50"])),
+                format!("{:.2}", number(s, &["latency_ms", "p99"])),
+                format!("{:.0}", number(s, &["refused"])),
+                format!("{:.0}", number(s, &["failed"])),
+            ]);
+        }
+    }
+    let context = format!(
+        "{label} at {url}: {} scenario(s), open model, latency from each request's scheduled start",
+        scenarios.len()
+    );
+    page("flashsale capacity run", &context, &charts, &table)
 }
 
 async fn measure(
@@ -268,4 +377,25 @@ fn compare(ours: &str, peer: &str, labels: &str) -> Result<(), String> {
         )
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod report_tests {
+    use super::*;
+
+    #[test]
+    fn the_report_charts_every_scenario_and_lists_every_step() {
+        let step = |rate: f64, p99: f64| {
+            json!({"rate_per_s": rate, "achieved_per_s": rate, "goodput_per_s": rate,
+                   "latency_ms": {"p50": 1.0, "p99": p99}, "refused": 0, "failed": 0})
+        };
+        let summary = json!({"scenarios": [
+            {"scenario": "products", "steps": [step(200.0, 2.0), step(300.0, 3.0)]},
+            {"scenario": "orders-ample", "steps": [step(200.0, 9.0)]},
+        ]});
+        let html = report_page("stack", "http://x", &summary);
+        assert_eq!(html.matches("<svg").count(), 4);
+        assert_eq!(html.matches("<tr>").count(), 4, "a head and three steps");
+        assert!(html.contains("<td>orders-ample</td><td>200</td>"), "{html}");
+    }
 }
