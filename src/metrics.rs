@@ -179,9 +179,9 @@ pub fn render(out: &mut Vec<u8>, http: &HttpMetrics, batches: &BatchSizes, now: 
         "histogram",
         "Time from taking a request to queueing its answer, by route.",
     );
+    let bounds = LATENCY_BUCKETS_MICROS.map(|micros| micros as f64 / 1e6);
     for route in Route::ALL {
         let histogram = &http.latency[route as usize];
-        let bounds = LATENCY_BUCKETS_MICROS.map(|micros| micros as f64 / 1e6);
         histogram_lines(
             out,
             "flashsale_http_request_duration_seconds",

@@ -51,19 +51,10 @@ impl App {
         pool: &mut Pool,
         now: Instant,
     ) -> (Route, Handled<'_>) {
-        let label = routes::label(request.method, request.target);
-        (label, self.handle(request, pool, now))
-    }
-
-    /// Order batch sizes so far.
-    pub fn batch_sizes(&self) -> &BatchSizes {
-        self.orders.sizes()
-    }
-
-    fn handle(&mut self, request: &Request<'_>, pool: &mut Pool, now: Instant) -> Handled<'_> {
-        let routed = routes::route(request.method, request.target, request.body, &mut self.text);
+        let (label, routed) =
+            routes::route_labelled(request.method, request.target, request.body, &mut self.text);
         let refused = |refusal| Handled::Answered(Answer::Refused(refusal));
-        match routed {
+        let handled = match routed {
             Err(refusal) => refused(refusal),
             Ok(Command::Health) => Handled::Answered(health::answer(pool.is_healthy())),
             Ok(Command::Metrics) => Handled::Metrics,
@@ -75,7 +66,13 @@ impl App {
                 Ok(()) => Handled::Pending,
                 Err(refusal) => refused(refusal),
             },
-        }
+        };
+        (label, handled)
+    }
+
+    /// Order batch sizes so far.
+    pub fn batch_sizes(&self) -> &BatchSizes {
+        self.orders.sizes()
     }
 
     /// A database reply for the request (or the order batch) `tag` names.

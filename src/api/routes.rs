@@ -73,12 +73,35 @@ pub fn route<'a>(
     body: &[u8],
     scratch: &'a mut String,
 ) -> Result<Command<'a>, Refusal> {
+    let (segments, query) = split_target(target);
+    command(method, segments, query, body, scratch)
+}
+
+/// [`route`], and the route the request counts under in the metrics
+/// (refused or not), from one look at the target.
+pub fn route_labelled<'a>(
+    method: Method,
+    target: &[u8],
+    body: &[u8],
+    scratch: &'a mut String,
+) -> (metrics::Route, Result<Command<'a>, Refusal>) {
+    let (segments, query) = split_target(target);
+    let label = label(method, &segments);
+    (label, command(method, segments, query, body, scratch))
+}
+
+fn command<'a>(
+    method: Method,
+    segments: [Option<&[u8]>; 4],
+    query: &[u8],
+    body: &[u8],
+    scratch: &'a mut String,
+) -> Result<Command<'a>, Refusal> {
     // HEAD is GET whose answer goes without its body (the server leaves it out).
     let method = match method {
         Method::Head => Method::Get,
         method => method,
     };
-    let (segments, query) = split_target(target);
     match segments {
         [Some(b"orders"), None, ..] => match method {
             Method::Post => orders::place::parse(body, scratch).map(Command::PlaceOrder),
@@ -111,9 +134,9 @@ pub fn route<'a>(
 
 /// The route a request counts under in the metrics, whether or not it is
 /// valid: the same path shapes as [`route`], from a fixed set.
-pub fn label(method: Method, target: &[u8]) -> metrics::Route {
+fn label(method: Method, segments: &[Option<&[u8]>; 4]) -> metrics::Route {
     use metrics::Route;
-    match split_target(target).0 {
+    match segments {
         [Some(b"orders"), None, ..] => match method {
             Method::Post => Route::PlaceOrder,
             Method::Get | Method::Head => Route::ListOrders,

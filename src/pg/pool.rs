@@ -167,6 +167,11 @@ impl Pool {
         self.tick(registry, now, &mut |_, _| {});
     }
 
+    /// Connections the pool keeps (ready or not).
+    pub fn size(&self) -> usize {
+        self.slots.len()
+    }
+
     /// Whether at least one connection is ready for requests.
     pub fn is_healthy(&self) -> bool {
         self.slots

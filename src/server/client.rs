@@ -27,9 +27,6 @@ use crate::metrics::Route;
 use crate::nonblocking::{self, Received};
 use crate::server::budget::Limits;
 
-/// The answer to a request refused for lack of buffer memory.
-const OVERLOADED: &str = "server overloaded, retry later";
-
 /// Where a connection is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
@@ -257,7 +254,14 @@ impl Client {
         if room == 0 {
             // Reading happens only once the input's complete requests are
             // served, so what it holds is one partial request.
-            write_error(&mut self.output, 503, OVERLOADED, false, None);
+            let refusal = crate::api::OVERLOADED;
+            write_error(
+                &mut self.output,
+                refusal.status,
+                refusal.message,
+                false,
+                None,
+            );
             self.begin_closing();
             return Ok(ReadOutcome::Starved);
         }

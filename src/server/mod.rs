@@ -64,7 +64,6 @@ pub struct Server {
     /// Load shed since the last summary event: connections refused at
     /// accept, and 503s answered up to then (`clients`' count).
     shed: ShedSummary,
-    pool_size: usize,
 }
 
 struct ShedSummary {
@@ -159,7 +158,6 @@ impl Server {
                 answered_503: 0,
                 connections_refused: 0,
             },
-            pool_size: settings.pool_size,
         })
     }
 
@@ -486,7 +484,7 @@ impl Server {
             client_connections: self.clients.live(),
             client_buffer_bytes_shared: self.clients.buffer_bytes_shared(),
             db_connections_ready: pool.ready_connections,
-            db_connections_configured: self.pool_size,
+            db_connections_configured: self.pool.size(),
             db_requests_in_flight: pool.in_flight,
             db_requests_waiting: pool.waiting,
             db_reconnects: pool.reconnects,
