@@ -147,8 +147,39 @@ pub struct Snapshot {
 /// Order batch sizes, kept by the application.
 pub type BatchSizes = Histogram<{ BATCH_SIZE_BUCKETS.len() }>;
 
+/// The `reason` codes of the order refusals answered 409 (platform.md).
+pub const ORDER_REFUSAL_REASONS: [&str; 4] = [
+    "insufficient_stock",
+    "sale_not_started",
+    "sale_ended",
+    "customer_limit_reached",
+];
+
+/// Orders refused with 409, by reason, kept by the application.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct OrderRefusals {
+    counts: [u64; ORDER_REFUSAL_REASONS.len()],
+}
+
+impl OrderRefusals {
+    /// Counts a refusal whose reason is `reason` (other reasons are not
+    /// order refusals and are not counted here).
+    pub fn count(&mut self, reason: &str) {
+        if let Some(slot) = ORDER_REFUSAL_REASONS.iter().position(|&r| r == reason) {
+            self.counts[slot] += 1;
+        }
+    }
+}
+
+/// The figures the application keeps, for [`render`].
+#[derive(Debug, Clone, Copy)]
+pub struct AppFigures<'a> {
+    pub batch_sizes: &'a BatchSizes,
+    pub order_refusals: &'a OrderRefusals,
+}
+
 /// Renders everything in the Prometheus text format (version 0.0.4).
-pub fn render(out: &mut Vec<u8>, http: &HttpMetrics, batches: &BatchSizes, now: &Snapshot) {
+pub fn render(out: &mut Vec<u8>, http: &HttpMetrics, app: AppFigures<'_>, now: &Snapshot) {
     out.clear();
     header(
         out,
@@ -191,7 +222,7 @@ pub fn render(out: &mut Vec<u8>, http: &HttpMetrics, batches: &BatchSizes, now: 
             1e-6,
         );
     }
-    orders(out, http);
+    orders(out, http, app.order_refusals);
     header(
         out,
         "flashsale_order_batch_size",
@@ -202,7 +233,7 @@ pub fn render(out: &mut Vec<u8>, http: &HttpMetrics, batches: &BatchSizes, now: 
         out,
         "flashsale_order_batch_size",
         ("", ""),
-        batches,
+        app.batch_sizes,
         &BATCH_SIZE_BUCKETS.map(|b| b as f64),
         1.0,
     );
@@ -274,14 +305,15 @@ pub fn render(out: &mut Vec<u8>, http: &HttpMetrics, batches: &BatchSizes, now: 
     );
 }
 
-/// Orders by outcome, read off the order route's statuses.
-fn orders(out: &mut Vec<u8>, http: &HttpMetrics) {
+/// Orders by outcome: the refusals for a reason as the application counted
+/// them, the rest read off the order route's statuses.
+fn orders(out: &mut Vec<u8>, http: &HttpMetrics, refusals: &OrderRefusals) {
     const OUTCOMES: [(u16, &str); 6] = [
         (201, "created"),
         (200, "replayed"),
-        (409, "insufficient_stock"),
         (404, "product_not_found"),
         (422, "invalid"),
+        (429, "rate_limited"),
         (503, "refused"),
     ];
     header(
@@ -297,6 +329,14 @@ fn orders(out: &mut Vec<u8>, http: &HttpMetrics) {
             "flashsale_orders_total",
             &[("outcome", outcome)],
             counts[status_slot(status)] as f64,
+        );
+    }
+    for (reason, count) in ORDER_REFUSAL_REASONS.iter().zip(refusals.counts) {
+        line(
+            out,
+            "flashsale_orders_total",
+            &[("outcome", reason)],
+            count as f64,
         );
     }
 }
@@ -384,8 +424,17 @@ mod tests {
         http.record(Route::Other, 418, Duration::from_secs(60));
         let mut batches = BatchSizes::default();
         batches.observe(&BATCH_SIZE_BUCKETS, 3);
+        let mut refusals = OrderRefusals::default();
+        refusals.count("insufficient_stock");
+        refusals.count("customer_limit_reached");
+        refusals.count("customer_limit_reached");
+        refusals.count("not_an_order_refusal");
+        let app = AppFigures {
+            batch_sizes: &batches,
+            order_refusals: &refusals,
+        };
         let mut out = Vec::new();
-        render(&mut out, &http, &batches, &Snapshot::default());
+        render(&mut out, &http, app, &Snapshot::default());
         let text = String::from_utf8(out).unwrap();
         let at =
             |series: &str| value_of(&text, series).unwrap_or_else(|| panic!("{series} in\n{text}"));
@@ -424,6 +473,11 @@ mod tests {
             at(r#"flashsale_orders_total{outcome="insufficient_stock"}"#),
             "1"
         );
+        assert_eq!(
+            at(r#"flashsale_orders_total{outcome="customer_limit_reached"}"#),
+            "2"
+        );
+        assert_eq!(at(r#"flashsale_orders_total{outcome="sale_ended"}"#), "0");
         assert_eq!(at(r#"flashsale_order_batch_size_bucket{le="4"}"#), "1");
         assert_eq!(at(r#"flashsale_order_batch_size_bucket{le="2"}"#), "0");
         assert_eq!(at("flashsale_order_batch_size_sum"), "3");

@@ -472,12 +472,14 @@ fn insufficient_stock_is_409_and_changes_nothing() {
     let product = s.create_product(PRICE, 2);
     let mut c = s.conn();
     let body = order_body(product, &new_uuid_v4(), "greedy", 3);
-    c.post("/orders", &body).error(409, None);
+    c.post("/orders", &body)
+        .error_reason(409, "insufficient_stock");
     assert_eq!(s.stock(product), 2);
     assert_eq!(order_rows(&s, &format!("product_id = {product}")), 0);
     place(&mut c, product, 2);
     let body = order_body(product, &new_uuid_v4(), "late", 1);
-    c.post("/orders", &body).error(409, None);
+    c.post("/orders", &body)
+        .error_reason(409, "insufficient_stock");
     assert_eq!(s.stock(product), 0);
     assert_eq!(order_rows(&s, &format!("product_id = {product}")), 1);
 }
@@ -490,7 +492,8 @@ fn key_refused_with_409_is_judged_afresh_once_stock_returns() {
     let winner = place(&mut c, product, 1);
     let key = new_uuid_v4();
     let body = order_body(product, &key, "patient", 1);
-    c.post("/orders", &body).error(409, None);
+    c.post("/orders", &body)
+        .error_reason(409, "insufficient_stock");
     assert_eq!(order_rows(&s, &format!("idempotency_key = '{key}'")), 0);
     let winner_id = winner.get("order_id").as_str();
     c.post(&cancel_path(winner_id), &cancel_body(product))
@@ -842,8 +845,10 @@ fn second_cancel_is_409_and_restores_nothing() {
     let path = cancel_path(order.get("order_id").as_str());
     c.post(&path, &cancel_body(product)).json(200);
     for _ in 0..2 {
-        c.post(&path, &cancel_body(product)).error(409, None);
-        c.request("POST", &path, None).error(409, None);
+        c.post(&path, &cancel_body(product))
+            .error_reason(409, "already_cancelled");
+        c.request("POST", &path, None)
+            .error_reason(409, "already_cancelled");
     }
     assert_eq!(s.stock(product), 10);
 }

@@ -14,7 +14,7 @@ use crate::api::{
 };
 use crate::config::{ANSWER_BODY_BYTES_INITIAL, CUSTOMER_ID_BYTES_MAX, HTTP_CONNECTIONS_MAX};
 use crate::log::{self, Value};
-use crate::metrics::{BatchSizes, Route};
+use crate::metrics::{AppFigures, Route};
 use crate::pg::{Pool, Reply, Statement};
 
 pub struct App {
@@ -70,9 +70,12 @@ impl App {
         (label, handled)
     }
 
-    /// Order batch sizes so far.
-    pub fn batch_sizes(&self) -> &BatchSizes {
-        self.orders.sizes()
+    /// The application's own figures for the metrics.
+    pub fn figures(&self) -> AppFigures<'_> {
+        AppFigures {
+            batch_sizes: self.orders.sizes(),
+            order_refusals: self.orders.refusals(),
+        }
     }
 
     /// A database reply for the request (or the order batch) `tag` names.

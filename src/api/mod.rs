@@ -41,6 +41,7 @@ use std::time::Instant;
 pub use app::App;
 
 use crate::http::request::Method;
+use crate::http::response::{ErrorBody, Header};
 use crate::pg::{Param, Pool, Refused, StatementId};
 use render::Malformed;
 
@@ -90,20 +91,52 @@ pub trait Host {
     fn is_waiting(&self, request: RequestId) -> bool;
 }
 
-/// An answer decided without a body to render: a status and a message.
+/// An answer decided without a body to render: a status, a message and
+/// maybe a machine-readable reason (`{"error": message, "reason": code}`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Refusal {
     pub status: u16,
     pub message: &'static str,
-    /// The methods a 405 must list in `Allow`.
-    pub allow: Option<&'static str>,
+    /// A stable code for clients (platform.md's conventions).
+    pub reason: Option<&'static str>,
+    /// `Allow` for a 405, `Retry-After` for a 429.
+    pub header: Option<Header<'static>>,
+}
+
+impl Refusal {
+    /// The methods a 405 lists in `Allow`.
+    pub fn allow(&self) -> Option<&'static str> {
+        match self.header {
+            Some(Header::Allow(methods)) => Some(methods),
+            _ => None,
+        }
+    }
+
+    /// Its body: the message and the reason.
+    pub fn body(&self) -> ErrorBody<'static> {
+        ErrorBody {
+            message: self.message,
+            reason: self.reason,
+        }
+    }
 }
 
 pub const fn refuse(status: u16, message: &'static str) -> Refusal {
     Refusal {
         status,
         message,
-        allow: None,
+        reason: None,
+        header: None,
+    }
+}
+
+/// A refusal with a reason code.
+pub const fn refuse_for(status: u16, message: &'static str, reason: &'static str) -> Refusal {
+    Refusal {
+        status,
+        message,
+        reason: Some(reason),
+        header: None,
     }
 }
 
@@ -111,7 +144,8 @@ pub const fn method_not_allowed(allow: &'static str) -> Refusal {
     Refusal {
         status: 405,
         message: "method not allowed",
-        allow: Some(allow),
+        reason: None,
+        header: Some(Header::Allow(allow)),
     }
 }
 

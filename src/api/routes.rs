@@ -186,7 +186,7 @@ mod tests {
                 Command::Query(query) => format!("{query:?}"),
                 other => format!("{other:?}"),
             })
-            .map_err(|r| (r.status, r.allow.unwrap_or(r.message)))
+            .map_err(|r| (r.status, r.allow().unwrap_or(r.message)))
     }
 
     #[test]

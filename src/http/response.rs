@@ -17,9 +17,28 @@ const CONNECTION_CLOSE: &[u8] = b"Connection: close\r\n";
 /// clients (ApacheBench, old proxies) close the connection without it.
 const CONNECTION_KEEP_ALIVE: &[u8] = b"Connection: keep-alive\r\n";
 const ALLOW: &[u8] = b"Allow: ";
+const RETRY_AFTER: &[u8] = b"Retry-After: ";
 const CRLF: &[u8] = b"\r\n";
 const ERROR_BODY_PREFIX: &[u8] = b"{\"error\":";
 const ERROR_BODY_SUFFIX: &[u8] = b"}";
+const ERROR_REASON_PREFIX: &[u8] = b",\"reason\":";
+
+/// The one header beyond the fixed ones a response may carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Header<'a> {
+    /// The method list a 405 must carry (RFC 9110 §15.5.6).
+    Allow(&'a str),
+    /// Seconds before a refused client should try again (429, 503).
+    RetryAfter(u32),
+}
+
+/// What an error body says: `{"error":"<message>"}`, with `"reason"` (a
+/// stable machine-readable code) after it when there is one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ErrorBody<'a> {
+    pub message: &'a str,
+    pub reason: Option<&'a str>,
+}
 
 /// The reason phrase for every status this server sends.
 pub fn reason(status: u16) -> &'static str {
@@ -28,6 +47,8 @@ pub fn reason(status: u16) -> &'static str {
         200 => "OK",
         201 => "Created",
         400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
         408 => "Request Timeout",
@@ -35,6 +56,7 @@ pub fn reason(status: u16) -> &'static str {
         411 => "Length Required",
         413 => "Content Too Large",
         422 => "Unprocessable Content",
+        429 => "Too Many Requests",
         431 => "Request Header Fields Too Large",
         500 => "Internal Server Error",
         501 => "Not Implemented",
@@ -47,13 +69,13 @@ pub fn reason(status: u16) -> &'static str {
 
 /// Appends a response head for a JSON body of `content_length` bytes.
 /// `keep_alive == false` announces the close so the client does not reuse the
-/// connection; `allow` is the method list a 405 must carry (RFC 9110 §15.5.6).
+/// connection; `header` is the answer's one extra header, if any.
 pub fn write_head(
     out: &mut Vec<u8>,
     status: u16,
     content_length: usize,
     keep_alive: bool,
-    allow: Option<&str>,
+    header: Option<Header<'_>>,
 ) {
     write_typed_head(
         out,
@@ -61,7 +83,7 @@ pub fn write_head(
         CONTENT_TYPE_AND_LENGTH,
         content_length,
         keep_alive,
-        allow,
+        header,
     );
 }
 
@@ -83,7 +105,7 @@ fn write_typed_head(
     type_and_length: &[u8],
     content_length: usize,
     keep_alive: bool,
-    allow: Option<&str>,
+    header: Option<Header<'_>>,
 ) {
     let mut number = itoa::Buffer::new();
     out.extend_from_slice(STATUS_LINE_PREFIX);
@@ -98,10 +120,18 @@ fn write_typed_head(
     } else {
         CONNECTION_CLOSE
     });
-    if let Some(methods) = allow {
-        out.extend_from_slice(ALLOW);
-        out.extend_from_slice(methods.as_bytes());
-        out.extend_from_slice(CRLF);
+    match header {
+        Some(Header::Allow(methods)) => {
+            out.extend_from_slice(ALLOW);
+            out.extend_from_slice(methods.as_bytes());
+            out.extend_from_slice(CRLF);
+        }
+        Some(Header::RetryAfter(seconds)) => {
+            out.extend_from_slice(RETRY_AFTER);
+            out.extend_from_slice(number.format(seconds).as_bytes());
+            out.extend_from_slice(CRLF);
+        }
+        None => {}
     }
     out.extend_from_slice(CRLF);
 }
@@ -112,15 +142,26 @@ pub fn write_json_response(
     status: u16,
     body: &[u8],
     keep_alive: bool,
-    allow: Option<&str>,
+    header: Option<Header<'_>>,
 ) {
-    write_head(out, status, body.len(), keep_alive, allow);
+    write_head(out, status, body.len(), keep_alive, header);
     out.extend_from_slice(body);
 }
 
 /// Bytes of the body `{"error":"<message>"}`.
 pub fn error_body_len(message: &str) -> usize {
-    ERROR_BODY_PREFIX.len() + json::str_len(message) + ERROR_BODY_SUFFIX.len()
+    error_body_with_reason_len(ErrorBody {
+        message,
+        reason: None,
+    })
+}
+
+/// Bytes of an error body, with its reason if it has one.
+pub fn error_body_with_reason_len(body: ErrorBody<'_>) -> usize {
+    let reason = body.reason.map_or(0, |reason| {
+        ERROR_REASON_PREFIX.len() + json::str_len(reason)
+    });
+    ERROR_BODY_PREFIX.len() + json::str_len(body.message) + reason + ERROR_BODY_SUFFIX.len()
 }
 
 /// Appends a response with the body `{"error":"<message>"}`, the message
@@ -131,11 +172,37 @@ pub fn write_error(
     status: u16,
     message: &str,
     keep_alive: bool,
-    allow: Option<&str>,
+    header: Option<Header<'_>>,
 ) {
-    write_head(out, status, error_body_len(message), keep_alive, allow);
+    let body = ErrorBody {
+        message,
+        reason: None,
+    };
+    write_error_with_reason(out, status, body, keep_alive, header);
+}
+
+/// [`write_error`] for a body that may carry a reason:
+/// `{"error":"<message>","reason":"<code>"}`.
+pub fn write_error_with_reason(
+    out: &mut Vec<u8>,
+    status: u16,
+    body: ErrorBody<'_>,
+    keep_alive: bool,
+    header: Option<Header<'_>>,
+) {
+    write_head(
+        out,
+        status,
+        error_body_with_reason_len(body),
+        keep_alive,
+        header,
+    );
     out.extend_from_slice(ERROR_BODY_PREFIX);
-    json::write_str(out, message);
+    json::write_str(out, body.message);
+    if let Some(reason) = body.reason {
+        out.extend_from_slice(ERROR_REASON_PREFIX);
+        json::write_str(out, reason);
+    }
     out.extend_from_slice(ERROR_BODY_SUFFIX);
 }
 
@@ -147,10 +214,31 @@ mod tests {
         let mut longest = 0;
         for status in 100..600 {
             let mut out = Vec::new();
-            write_head(&mut out, status, usize::MAX, true, Some("GET, HEAD, POST"));
+            write_head(
+                &mut out,
+                status,
+                usize::MAX,
+                true,
+                Some(Header::Allow("GET, HEAD, POST")),
+            );
             longest = longest.max(out.len());
             out.clear();
-            write_head(&mut out, status, usize::MAX, false, Some("GET, HEAD, POST"));
+            write_head(
+                &mut out,
+                status,
+                usize::MAX,
+                false,
+                Some(Header::Allow("GET, HEAD, POST")),
+            );
+            longest = longest.max(out.len());
+            out.clear();
+            write_head(
+                &mut out,
+                status,
+                usize::MAX,
+                false,
+                Some(Header::RetryAfter(u32::MAX)),
+            );
             longest = longest.max(out.len());
         }
         assert!(
@@ -163,7 +251,7 @@ mod tests {
 
     #[test]
     fn heads_exact_bytes() {
-        type Row = (u16, usize, bool, Option<&'static str>, &'static str);
+        type Row = (u16, usize, bool, Option<Header<'static>>, &'static str);
         let table: &[Row] = &[
             (
                 201,
@@ -183,14 +271,14 @@ mod tests {
                 405,
                 7,
                 true,
-                Some("GET, POST"),
+                Some(Header::Allow("GET, POST")),
                 "HTTP/1.1 405 Method Not Allowed\r\nContent-Type: application/json\r\nContent-Length: 7\r\nConnection: keep-alive\r\nAllow: GET, POST\r\n\r\n",
             ),
             (
                 405,
                 123456,
                 false,
-                Some("POST"),
+                Some(Header::Allow("POST")),
                 "HTTP/1.1 405 Method Not Allowed\r\nContent-Type: application/json\r\nContent-Length: 123456\r\nConnection: close\r\nAllow: POST\r\n\r\n",
             ),
         ];
@@ -274,11 +362,37 @@ mod tests {
     #[test]
     fn error_with_allow() {
         let mut out = Vec::new();
-        write_error(&mut out, 405, "method not allowed", true, Some("GET"));
+        write_error(
+            &mut out,
+            405,
+            "method not allowed",
+            true,
+            Some(Header::Allow("GET")),
+        );
         assert_eq!(
             std::str::from_utf8(&out).unwrap(),
             "HTTP/1.1 405 Method Not Allowed\r\nContent-Type: application/json\r\nContent-Length: 30\r\nConnection: keep-alive\r\nAllow: GET\r\n\r\n{\"error\":\"method not allowed\"}"
         );
+    }
+
+    #[test]
+    fn error_with_reason_and_retry_after() {
+        let mut out = Vec::new();
+        let body = ErrorBody {
+            message: "too many orders, slow down",
+            reason: Some("rate_limited"),
+        };
+        write_error_with_reason(&mut out, 429, body, true, Some(Header::RetryAfter(2)));
+        let text = std::str::from_utf8(&out).unwrap();
+        let expected_body = r#"{"error":"too many orders, slow down","reason":"rate_limited"}"#;
+        assert_eq!(
+            text,
+            format!(
+                "HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: keep-alive\r\nRetry-After: 2\r\n\r\n{expected_body}",
+                expected_body.len()
+            )
+        );
+        assert_eq!(error_body_with_reason_len(body), expected_body.len());
     }
 
     #[test]

@@ -21,7 +21,8 @@ use crate::config::{
 };
 use crate::http::request::{parse_request, Body, Method, Parsed, Progress};
 use crate::http::response::{
-    error_body_len, write_error, write_head, write_json_response, write_metrics_head, CONTINUE_100,
+    error_body_with_reason_len, write_error, write_error_with_reason, write_head,
+    write_json_response, write_metrics_head, CONTINUE_100,
 };
 use crate::metrics::Route;
 use crate::nonblocking::{self, Received};
@@ -447,7 +448,7 @@ impl Client {
     fn room_needed_for(&self, answer: &Answer<'_>) -> usize {
         let body_len = match answer {
             Answer::Json { body, .. } | Answer::Metrics(body) => body.len(),
-            Answer::Refused(refusal) => error_body_len(refusal.message),
+            Answer::Refused(refusal) => error_body_with_reason_len(refusal.body()),
         };
         self.output.len() + HTTP_RESPONSE_HEAD_BYTES_MAX + body_len
     }
@@ -562,15 +563,15 @@ fn write_answer(out: &mut Vec<u8>, answer: Answer<'_>, framing: Framing) -> u16 
         }
         Answer::Refused(refusal) => {
             if head_only {
-                let len = error_body_len(refusal.message);
-                write_head(out, refusal.status, len, keep_alive, refusal.allow);
+                let len = error_body_with_reason_len(refusal.body());
+                write_head(out, refusal.status, len, keep_alive, refusal.header);
             } else {
-                write_error(
+                write_error_with_reason(
                     out,
                     refusal.status,
-                    refusal.message,
+                    refusal.body(),
                     keep_alive,
-                    refusal.allow,
+                    refusal.header,
                 );
             }
             refusal.status

@@ -495,7 +495,7 @@ impl Server {
         metrics::render(
             &mut self.metrics_text,
             self.clients.http_metrics(),
-            self.app.batch_sizes(),
+            self.app.figures(),
             &snapshot,
         );
     }

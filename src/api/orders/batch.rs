@@ -40,7 +40,7 @@ use crate::config::{
     ORDER_BATCHES_IN_FLIGHT_MAX, ORDER_BATCHES_MAX, PG_ORDER_BATCH_MAX, SOLD_OUT_HINTS,
 };
 use crate::log::{self, Value};
-use crate::metrics::{BatchSizes, BATCH_SIZE_BUCKETS};
+use crate::metrics::{BatchSizes, OrderRefusals, BATCH_SIZE_BUCKETS};
 use crate::pg::{columns, oid, Param, Pool, Reply, Rows, Statement, StatementId};
 
 /// `place_orders`: the order's position in the batch (1-based), then the
@@ -134,6 +134,14 @@ struct SoldOutHints {
     products: [i32; SOLD_OUT_HINTS],
 }
 
+impl Default for SoldOutHints {
+    fn default() -> Self {
+        SoldOutHints {
+            products: [0; SOLD_OUT_HINTS],
+        }
+    }
+}
+
 impl SoldOutHints {
     fn slot(product_id: i32) -> usize {
         product_id.unsigned_abs() as usize % SOLD_OUT_HINTS
@@ -151,6 +159,27 @@ impl SoldOutHints {
             Err(refusal) if *refusal == place::INSUFFICIENT_STOCK_ANSWER => *slot = product_id,
             Ok(201) if *slot == product_id => *slot = 0,
             _ => {}
+        }
+    }
+}
+
+/// What the batcher learns from each order's answer: which products are
+/// sold out, and how many orders were refused for which reason.
+#[derive(Default)]
+struct Learned {
+    sold_out: SoldOutHints,
+    refusals: OrderRefusals,
+}
+
+impl Learned {
+    fn learn(&mut self, product_id: i32, rendered: &Result<u16, Refusal>) {
+        self.sold_out.learn(product_id, rendered);
+        if let Err(Refusal {
+            reason: Some(reason),
+            ..
+        }) = rendered
+        {
+            self.refusals.count(reason);
         }
     }
 }
@@ -283,7 +312,7 @@ impl Batch {
     fn answer_rows(
         &mut self,
         rows: Rows<'_>,
-        hints: &mut SoldOutHints,
+        hints: &mut Learned,
         body: &mut Vec<u8>,
         host: &mut impl Host,
     ) {
@@ -317,7 +346,7 @@ pub struct Batcher {
     /// Batches of each lane that may be at the database at once: the next
     /// one waits, gathering orders, until one is back.
     in_flight_max: [usize; 2],
-    sold_out: SoldOutHints,
+    learned: Learned,
     /// Orders per batch sent, for the metrics.
     sizes: BatchSizes,
 }
@@ -331,9 +360,7 @@ impl Batcher {
             batches: (0..ORDER_BATCHES_MAX).map(|_| Batch::new()).collect(),
             open: [None; 2],
             in_flight_max: [limit(place_in_flight), limit(connections)],
-            sold_out: SoldOutHints {
-                products: [0; SOLD_OUT_HINTS],
-            },
+            learned: Learned::default(),
             sizes: BatchSizes::default(),
         }
     }
@@ -342,12 +369,17 @@ impl Batcher {
         &self.sizes
     }
 
+    /// Orders refused with 409 so far, by reason.
+    pub fn refusals(&self) -> &OrderRefusals {
+        &self.learned.refusals
+    }
+
     /// Adds a validated order of a known product, for `request`.
     pub fn add(&mut self, request: RequestId, order: &OrderRequest<'_>) -> Result<(), Refusal> {
         let ProductRef::Id(product_id) = order.product_id else {
             unreachable!("the router answers unknown products itself")
         };
-        let lane = match self.sold_out.contains(product_id) {
+        let lane = match self.learned.sold_out.contains(product_id) {
             true => Lane::SoldOut,
             false => Lane::Place,
         };
@@ -469,7 +501,7 @@ impl Batcher {
         let Some(batch) = self.batches.get_mut(index) else {
             return;
         };
-        let hints = &mut self.sold_out;
+        let hints = &mut self.learned;
         match (batch.state, position) {
             (State::Sent { alone: true }, None) => {
                 body.clear();

@@ -10,7 +10,7 @@ use crate::api::validate::{
     parse_uuid, product_ref, Invalid, Member, ProductRef, MSG_PRODUCT_DUPLICATE,
     MSG_PRODUCT_REQUIRED,
 };
-use crate::api::{malformed, refuse, Db, Refusal, ORDER_NOT_FOUND};
+use crate::api::{malformed, refuse_for, Db, Refusal, ORDER_NOT_FOUND};
 use crate::json;
 use crate::pg::{oid, Param, Refused, Rows, Statement, StatementId};
 
@@ -37,7 +37,8 @@ const CANCELLED: i32 = 0;
 const ALREADY_CANCELLED: i32 = 1;
 const NO_ORDER: i32 = 2;
 
-const ALREADY_CANCELLED_ANSWER: Refusal = refuse(409, "order already cancelled");
+const ALREADY_CANCELLED_ANSWER: Refusal =
+    refuse_for(409, "order already cancelled", "already_cancelled");
 
 /// The path's order id and the body. The body is judged first (422); a
 /// malformed id, or a product no order can belong to, is an order that does

@@ -1,7 +1,8 @@
 //! `POST /orders`: the body is validated here, the order joins the turn's
 //! batch (`batch.rs`), and the outcome of `place_order` (alone, or as one row
 //! of `place_orders`) becomes its answer: 201 created, 200 replayed (the
-//! original order, whatever this body said), 404, 409.
+//! original order, whatever this body said), 404, 409 (with its reason:
+//! insufficient stock, the sale's window, the customer's limit).
 //!
 //! Fields are judged in a fixed order (product_id, idempotency_key,
 //! customer_id, quantity) after the whole body has been parsed, so a body
@@ -18,7 +19,7 @@ use crate::api::validate::{
     MSG_CUSTOMER_DUPLICATE, MSG_CUSTOMER_REQUIRED, MSG_KEY_DUPLICATE, MSG_KEY_REQUIRED,
     MSG_PRODUCT_DUPLICATE, MSG_PRODUCT_REQUIRED, MSG_QUANTITY_DUPLICATE, MSG_QUANTITY_REQUIRED,
 };
-use crate::api::{malformed, refuse, Refusal, PRODUCT_NOT_FOUND};
+use crate::api::{malformed, refuse_for, Refusal, PRODUCT_NOT_FOUND};
 use crate::json;
 use crate::pg::{columns, oid, Columns, Statement, StatementId};
 
@@ -102,8 +103,20 @@ const CREATED: i32 = 0;
 const REPLAYED: i32 = 1;
 const NO_PRODUCT: i32 = 2;
 const INSUFFICIENT_STOCK: i32 = 3;
+const SALE_NOT_STARTED: i32 = 4;
+const SALE_ENDED: i32 = 5;
+const CUSTOMER_LIMIT_REACHED: i32 = 6;
 
-pub const INSUFFICIENT_STOCK_ANSWER: Refusal = refuse(409, "insufficient stock");
+pub const INSUFFICIENT_STOCK_ANSWER: Refusal =
+    refuse_for(409, "insufficient stock", "insufficient_stock");
+pub const SALE_NOT_STARTED_ANSWER: Refusal =
+    refuse_for(409, "the sale has not started", "sale_not_started");
+pub const SALE_ENDED_ANSWER: Refusal = refuse_for(409, "the sale has ended", "sale_ended");
+pub const CUSTOMER_LIMIT_ANSWER: Refusal = refuse_for(
+    409,
+    "this customer has reached the product's per-customer limit",
+    "customer_limit_reached",
+);
 
 /// The answer to one order from its `place_order` columns (the outcome
 /// code, then the order), rendered into `body`.
@@ -119,6 +132,9 @@ pub fn answer(columns: &mut Columns<'_>, body: &mut Vec<u8>) -> Result<u16, Refu
         }
         NO_PRODUCT => Err(PRODUCT_NOT_FOUND),
         INSUFFICIENT_STOCK => Err(INSUFFICIENT_STOCK_ANSWER),
+        SALE_NOT_STARTED => Err(SALE_NOT_STARTED_ANSWER),
+        SALE_ENDED => Err(SALE_ENDED_ANSWER),
+        CUSTOMER_LIMIT_REACHED => Err(CUSTOMER_LIMIT_ANSWER),
         _ => Err(malformed(Malformed)),
     }
 }

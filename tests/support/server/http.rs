@@ -69,6 +69,19 @@ impl Response {
         self.json_any_status()
     }
 
+    /// Asserts `status` and an error body with exactly this `reason` code;
+    /// returns the message.
+    pub fn error_reason(&self, status: u16, reason: &str) -> String {
+        let message = self.error(status, None);
+        let body = self.json(status);
+        assert_eq!(
+            body.get("reason").as_str(),
+            reason,
+            "reason code in:\n{self}"
+        );
+        message
+    }
+
     /// Like [`json`](Self::json) without a status check.
     pub fn json_any_status(&self) -> Json {
         let content_type = self.header("Content-Type").unwrap_or("");
@@ -79,11 +92,22 @@ impl Response {
         json::parse(&self.body).unwrap_or_else(|e| panic!("body is not strict JSON ({e}):\n{self}"))
     }
 
-    /// Asserts `status` and an error body: exactly `{"error": "<non-empty>"}`.
+    /// Asserts `status` and an error body: exactly `{"error": "<non-empty>"}`,
+    /// or that and a non-empty `"reason"` code (platform.md's conventions).
     /// With `field`, the message must name it. Returns the message.
     pub fn error(&self, status: u16, field: Option<&str>) -> String {
         let body = self.json(status);
-        assert_eq!(body.keys(), ["error"], "error body shape in:\n{self}");
+        let keys = body.keys();
+        assert!(
+            keys == ["error"] || keys == ["error", "reason"],
+            "error body shape in:\n{self}"
+        );
+        if keys.len() == 2 {
+            assert!(
+                !body.get("reason").as_str().is_empty(),
+                "empty reason in:\n{self}"
+            );
+        }
         let message = body.get("error").as_str().to_owned();
         assert!(!message.is_empty(), "empty error message in:\n{self}");
         if let Some(field) = field {
