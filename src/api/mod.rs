@@ -18,6 +18,7 @@
 //!                transaction), cancel.rs, get.rs, list.rs
 //! products.rs    GET /products/{id}
 //! health.rs      GET /health
+//! rate_limit.rs  the per-customer rate limit on orders (token buckets, a fixed table)
 //! statements.rs  every statement, prepared once on each database connection
 //! validate.rs    checks shared by the endpoints' inputs
 //! render.rs      JSON field writers shared by the endpoints' answers
@@ -31,6 +32,7 @@ mod app;
 pub mod health;
 pub mod orders;
 pub mod products;
+pub mod rate_limit;
 pub mod render;
 pub mod routes;
 pub mod statements;
