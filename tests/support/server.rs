@@ -36,7 +36,13 @@ const EXIT_POLL: Duration = Duration::from_millis(20);
 const PORT_ATTEMPTS: usize = 5;
 const STDERR_TAIL_LINES: usize = 60;
 /// Variables the server reads; never inherited from the caller.
-const SERVER_ENV: [&str; 3] = ["PORT", "DATABASE_URL", "DB_POOL_SIZE"];
+const SERVER_ENV: [&str; 5] = [
+    "PORT",
+    "DATABASE_URL",
+    "DB_POOL_SIZE",
+    "ORDER_RATE_PER_CUSTOMER",
+    "ORDER_BURST",
+];
 /// Ids of products the tests create start here, far from the seed ids 1..=5.
 const TEST_PRODUCT_ID_FIRST: i64 = 1000;
 
