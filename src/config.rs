@@ -471,7 +471,10 @@ impl Settings {
         let customer_rate_limit = RateLimit::from_lookup(&get)?;
         let database_url = get("DATABASE_URL").unwrap_or_else(|| DATABASE_URL_DEFAULT.to_string());
         let admin_token = match get("ADMIN_TOKEN") {
+            // Empty is unset: what `ADMIN_TOKEN: ${ADMIN_TOKEN:-}` in a
+            // compose file gives when the operator sets nothing.
             None => None,
+            Some(token) if token.is_empty() => None,
             Some(token)
                 if token.len() >= ADMIN_TOKEN_BYTES_MIN
                     && token.bytes().all(|b| b.is_ascii_graphic()) =>
@@ -535,7 +538,8 @@ mod tests {
         let admin = settings(&[("ADMIN_TOKEN", "0123456789abcdef")]).unwrap();
         assert_eq!(admin.admin_token.as_deref(), Some("0123456789abcdef"));
         assert!(!format!("{admin:?}").contains("0123456789abcdef"));
-        for short_or_spaced in ["", "0123456789abcde", "0123456789 abcdef"] {
+        assert_eq!(settings(&[("ADMIN_TOKEN", "")]).unwrap().admin_token, None);
+        for short_or_spaced in ["0123456789abcde", "0123456789 abcdef", "é123456789abcdef"] {
             let refused = settings(&[("ADMIN_TOKEN", short_or_spaced)]).unwrap_err();
             assert!(refused.contains("ADMIN_TOKEN"), "{refused}");
         }

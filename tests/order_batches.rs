@@ -211,6 +211,130 @@ fn random_batches_match_order_by_order() {
     );
 }
 
+/// Each product's sale for the next batches: a window (none, open, not yet
+/// started, ended) and a per-customer limit (none, or 1 to 4 units).
+fn set_sales(cluster: &PgCluster, sales: &[(i32, &str, Option<i32>)]) {
+    let sql: Vec<String> = sales
+        .iter()
+        .map(|(product, window, limit)| {
+            let (starts, ends) = match *window {
+                "open" => ("now() - interval '1 hour'", "now() + interval '1 hour'"),
+                "upcoming" => ("now() + interval '1 hour'", "NULL"),
+                "ended" => ("NULL", "now() - interval '1 second'"),
+                _ => ("NULL", "NULL"),
+            };
+            let limit = limit.map_or("NULL".to_string(), |n| n.to_string());
+            format!(
+                "UPDATE products SET starts_at = {starts}, ends_at = {ends}, \
+                 per_customer_limit = {limit} WHERE id = {product};"
+            )
+        })
+        .collect();
+    cluster.psql(&sql.join("\n"));
+}
+
+/// Confirmed orders that count against the customers' limits: ann has 2
+/// units of product 1 and 1 of product 2, bob 1 of product 1 (and a
+/// cancelled one of product 2, which does not count).
+fn earlier_customer_orders(cluster: &PgCluster) {
+    cluster.psql(
+        "INSERT INTO orders (idempotency_key, product_id, customer_id, quantity, unit_price, \
+         total_price, status) VALUES \
+         ('00000000-0000-4000-8000-000000000900', 1, 'ann', 2, 100, 200, 'CONFIRMED'), \
+         ('00000000-0000-4000-8000-000000000901', 2, 'ann', 1, 100, 100, 'CONFIRMED'), \
+         ('00000000-0000-4000-8000-000000000902', 1, 'bob', 1, 100, 100, 'CONFIRMED'), \
+         ('00000000-0000-4000-8000-000000000903', 2, 'bob', 3, 100, 300, 'CANCELLED')",
+    );
+}
+
+#[test]
+fn a_batch_mixing_sales_answers_each_order_as_alone() {
+    let cluster = cluster();
+    earlier_customer_orders(&cluster);
+    // 1: limit 2 (ann is at it); 2: ended; 3: not started; 4: limit 1,
+    // sold out; 5: ended and sold out.
+    set_sales(
+        &cluster,
+        &[
+            (1, "open", Some(2)),
+            (2, "ended", None),
+            (3, "upcoming", None),
+            (4, "none", Some(1)),
+            (5, "ended", None),
+        ],
+    );
+    let orders = [
+        (1, key(5), "replayer", 4), // a replay, whatever the sale says
+        (1, key(301), "ann", 1),    // ann has 2 of 2
+        (1, key(302), "bob", 1),    // bob has 1 of 2: fits
+        (1, key(303), "bob", 1),    // and now bob has 2: refused
+        (1, key(304), "cid", 2),    // cid has none: fits
+        (2, key(305), "cid", 1),    // ended
+        (3, key(306), "cid", 1),    // not started
+        (4, key(307), "ann", 2),    // over the limit before the stock
+        (4, key(308), "cid", 1),    // within it: sold out
+        (5, key(309), "cid", 9),    // the window before the stock
+        (99, key(310), "cid", 1),   // unknown
+    ];
+    let (batch, reference) = both(&cluster, [10, 10, 10, 0, 0], &orders);
+    assert_eq!(batch, reference);
+    assert_eq!(
+        outcomes(&batch),
+        ["1", "6", "0", "6", "0", "5", "4", "6", "3", "5", "2"],
+        "{batch}"
+    );
+    assert!(batch.ends_with("stock 1=7,2=10,3=10,4=0,5=0"), "{batch}");
+}
+
+#[test]
+fn random_batches_with_sales_match_order_by_order() {
+    let cluster = cluster();
+    earlier_customer_orders(&cluster);
+    let mut rng = fastrand::Rng::with_seed(20261213);
+    const BATCHES: usize = 200;
+    let mut fresh = 5_000;
+    let mut mismatches = Vec::new();
+    for batch_number in 0..BATCHES {
+        let sales: Vec<(i32, &str, Option<i32>)> = (1..=5)
+            .map(|product| {
+                let window = ["none", "none", "open", "upcoming", "ended"][rng.usize(..5)];
+                let limit = (rng.u8(..2) == 0).then(|| rng.i32(1..=4));
+                (product, window, limit)
+            })
+            .collect();
+        set_sales(&cluster, &sales);
+        let stock: [i32; 5] =
+            std::array::from_fn(|_| if rng.u8(..4) == 0 { 0 } else { rng.i32(0..=12) });
+        let orders: Vec<(i32, String, &str, i32)> = (0..rng.usize(1..=16))
+            .map(|_| {
+                let product = if rng.u8(..12) == 0 { 6 } else { rng.i32(1..=5) };
+                let key_number = match rng.u8(..10) {
+                    0 => rng.u32(1..=10),
+                    1 => rng.u32(11..=14),
+                    _ => {
+                        fresh += 1;
+                        fresh
+                    }
+                };
+                let customer = ["ann", "bob", "cid"][rng.usize(..3)];
+                (product, key(key_number), customer, rng.i32(1..=3))
+            })
+            .collect();
+        let (batch, reference) = both(&cluster, stock, &orders);
+        if batch != reference {
+            mismatches.push(format!(
+                "batch {batch_number}, sales {sales:?}, stock {stock:?}, orders {orders:?}:\n  batch     {batch}\n  reference {reference}"
+            ));
+        }
+    }
+    assert!(
+        mismatches.is_empty(),
+        "{} of {BATCHES} batches differ:\n{}",
+        mismatches.len(),
+        mismatches.join("\n")
+    );
+}
+
 /// A key that another transaction inserts and commits while a batch
 /// carrying it waits on it: the batch's insert fails (unique violation),
 /// nothing of the batch is committed, and the API sends its orders again one

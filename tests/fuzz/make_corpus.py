@@ -69,7 +69,8 @@ def json_object():
 
 
 def route_and_validate():
-    # First byte: method (0 GET, 1 POST, 2 other); then target, newline, body.
+    # First byte: method (0 GET, 1 POST, 2 HEAD, 3 PATCH, 4 DELETE, 5 other);
+    # then target, newline, body.
     def routed(method: int, target: str, body: bytes = b"") -> bytes:
         return bytes([method]) + target.encode() + b"\n" + body
 
@@ -81,6 +82,13 @@ def route_and_validate():
     yield "list_orders", routed(0, "/orders?product_id=2&verbose=1")
     yield "get_order", routed(0, "/orders/%s" % ORDER_ID)
     yield "health", routed(0, "/health")
+    yield "customer_orders", routed(0, "/orders?customer_id=ana%20b&product_id=3")
+    yield "sales", routed(0, "/sales?after=5")
+    yield "admin_create", routed(1, "/admin/products", b'{"name":"Drop","price":100,"stock":5,'
+                                  b'"starts_at":"2026-12-01T10:00:00Z","ends_at":"2026-12-01T11:00:00.5+01:00",'
+                                  b'"per_customer_limit":1}')
+    yield "admin_change", routed(3, "/admin/products/6", b'{"ends_at":null,"per_customer_limit":2}')
+    yield "admin_restock", routed(1, "/admin/products/6/restock", b'{"quantity":10}')
 
 
 def message(tag: bytes, body: bytes) -> bytes:

@@ -12,10 +12,12 @@ fuzz_target!(|data: &[u8]| {
     let Some((&method, rest)) = data.split_first() else {
         return;
     };
-    let method = match method % 4 {
+    let method = match method % 6 {
         0 => Method::Get,
         1 => Method::Post,
         2 => Method::Head,
+        3 => Method::Patch,
+        4 => Method::Delete,
         _ => Method::Other,
     };
     let reads = matches!(method, Method::Get | Method::Head);
@@ -42,14 +44,43 @@ fuzz_target!(|data: &[u8]| {
                 "not a v4 RFC 4122 key"
             );
         }
-        Command::Query(Query::CancelOrder { product_id, .. }) => {
+        Command::Query(Query::CancelOrder { product_id, .. }, _) => {
             assert_eq!(method, Method::Post);
             assert!(product_id.is_none_or(|id| id > 0));
         }
-        Command::Query(Query::GetProduct(id) | Query::ListOrders(id)) => {
+        Command::Query(Query::GetProduct(id) | Query::ListOrders(id), _) => {
             assert!(reads);
             assert!(id > 0);
         }
-        Command::Query(Query::GetOrder(_)) | Command::Health | Command::Metrics => assert!(reads),
+        Command::Query(Query::ListCustomerOrders { product_id }, customer_id) => {
+            assert!(reads);
+            assert!(product_id.is_none_or(|id| id >= 0));
+            let chars = customer_id.chars().count();
+            assert!((1..=CUSTOMER_ID_CHARS_MAX).contains(&chars));
+            assert!(!customer_id.contains('\0'));
+        }
+        Command::Query(Query::AdminCreate(product), name) => {
+            assert_eq!(method, Method::Post);
+            assert!(product.id.is_none_or(|id| id > 0));
+            assert!(product.price >= 0 && product.stock >= 0);
+            assert!(product.per_customer_limit.is_none_or(|n| n > 0));
+            if let (Some(starts), Some(ends)) = (product.starts_at, product.ends_at) {
+                assert!(ends > starts);
+            }
+            assert!(!name.is_empty() && !name.chars().any(char::is_control));
+        }
+        Command::Query(Query::AdminUpdate(change), name) => {
+            assert_eq!(method, Method::Patch);
+            assert!(change.id > 0 && change.fields != 0 && change.price >= 0);
+            assert!(change.per_customer_limit.is_none_or(|n| n > 0));
+            assert!(!name.chars().any(char::is_control));
+        }
+        Command::Query(Query::AdminRestock { id, quantity }, _) => {
+            assert_eq!(method, Method::Post);
+            assert!(id > 0 && quantity > 0);
+        }
+        Command::Query(Query::GetOrder(_) | Query::ListSales { .. }, _)
+        | Command::Health
+        | Command::Metrics => assert!(reads),
     }
 });
