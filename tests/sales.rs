@@ -988,7 +988,7 @@ fn mixed_round(s: &Stack, port: u16, round: usize) -> usize {
             Want::Refused("sale_ended"),
         );
         add(
-            "ended, customer at limit",
+            "ended, customer with an order",
             ended,
             &replayer,
             1,
