@@ -61,6 +61,21 @@ CREATE TABLE IF NOT EXISTS products (
     -- buggy statement cannot commit negative stock.
     current_stock integer NOT NULL CHECK (current_stock >= 0)
 );
+-- The sale (platform.md §1), added to databases of every age. NULL is no
+-- bound: the seeded products have no window and no limit. starts_at is
+-- inclusive, ends_at exclusive. held_stock: units in live holds (none yet).
+ALTER TABLE products
+    ADD COLUMN IF NOT EXISTS starts_at          timestamptz,
+    ADD COLUMN IF NOT EXISTS ends_at            timestamptz,
+    ADD COLUMN IF NOT EXISTS per_customer_limit integer CHECK (per_customer_limit > 0),
+    ADD COLUMN IF NOT EXISTS held_stock         integer NOT NULL DEFAULT 0 CHECK (held_stock >= 0);
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_constraint WHERE conname = 'products_window_order') THEN
+        ALTER TABLE products ADD CONSTRAINT products_window_order CHECK (ends_at > starts_at);
+    END IF;
+END
+$$;
 
 CREATE TABLE IF NOT EXISTS orders (
     -- Unguessable (cancel has no other authentication): gen_random_uuid()
@@ -91,6 +106,9 @@ ALTER TABLE orders ALTER COLUMN created_at SET DEFAULT clock_timestamp();
 ALTER TABLE orders DROP CONSTRAINT IF EXISTS orders_seq_key;
 
 CREATE INDEX IF NOT EXISTS orders_product_recent ON orders (product_id, seq DESC);
+-- A customer's orders, most recent first (GET /orders?customer_id=), and
+-- the units a customer holds of a product with a per-customer limit.
+CREATE INDEX IF NOT EXISTS orders_customer_recent ON orders (customer_id, seq DESC);
 
 INSERT INTO products (id, name, price, initial_stock, current_stock) VALUES
     (1, 'Mechanical Keyboard Ultra', 4999, 100, 100),
@@ -106,11 +124,54 @@ ON CONFLICT (id) DO NOTHING;
 -- their bodies means (PostgreSQL's "Writing SECURITY DEFINER Functions
 -- Safely").
 --
--- Outcome codes shared with src/api/statements.rs.
+-- Outcome codes shared with src/api/orders/place.rs and src/api/admin.rs.
 --   place_order:  0 created (201), 1 replayed (200), 2 no such product (404),
---                 3 insufficient stock (409)
+--                 3 insufficient stock (409), 4 sale not started (409),
+--                 5 sale ended (409), 6 customer limit reached (409)
 --   cancel_order: 0 cancelled (200), 1 already cancelled (409),
 --                 2 no such order, or not this product's (404)
+
+-- A sale's status at the database's clock: starts_at inclusive, ends_at
+-- exclusive, NULL no bound.
+CREATE OR REPLACE FUNCTION sale_status(p_starts_at timestamptz, p_ends_at timestamptz)
+RETURNS text
+LANGUAGE sql STABLE SET search_path = pg_catalog, public, pg_temp AS $$
+    SELECT CASE
+        WHEN p_starts_at > statement_timestamp() THEN 'upcoming'
+        WHEN p_ends_at <= statement_timestamp() THEN 'ended'
+        ELSE 'active'
+    END
+$$;
+
+-- The units of a product a customer has: its CONFIRMED orders (cancelled
+-- ones free the limit again). Read under the product's row lock before an
+-- order of a limited product is written, so no two orders can both fit.
+CREATE OR REPLACE FUNCTION customer_units(p_product_id integer, p_customer_id text)
+RETURNS integer
+LANGUAGE sql STABLE SET search_path = pg_catalog, public, pg_temp AS $$
+    SELECT coalesce(sum(o.quantity), 0)::integer FROM orders o
+        WHERE o.customer_id = p_customer_id AND o.product_id = p_product_id
+          AND o.status = 'CONFIRMED'
+$$;
+
+-- Why an order of a product without the stock, or with a window or a
+-- limit, cannot be placed at p_now, or 0 if it can, in platform.md's order:
+-- no product, the window, the customer's limit, the stock.
+CREATE OR REPLACE FUNCTION order_refusal(
+    p_product products, p_customer_id text, p_quantity integer, p_now timestamptz)
+RETURNS integer
+LANGUAGE sql STABLE SET search_path = pg_catalog, public, pg_temp AS $$
+    SELECT CASE
+        WHEN p_product.id IS NULL THEN 2
+        WHEN p_product.starts_at > p_now THEN 4
+        WHEN p_product.ends_at <= p_now THEN 5
+        WHEN p_product.per_customer_limit IS NOT NULL
+             AND customer_units(p_product.id, p_customer_id) + p_quantity
+                 > p_product.per_customer_limit THEN 6
+        WHEN p_product.current_stock < p_quantity THEN 3
+        ELSE 0
+    END
+$$;
 
 CREATE OR REPLACE FUNCTION place_order(
     p_product_id integer, p_key uuid, p_customer_id text, p_quantity integer)
@@ -122,29 +183,53 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp 
 #variable_conflict use_column
 DECLARE
     v_price integer;
+    v_product products;
+    v_now timestamptz;
+    v_refusal integer;
 BEGIN
-    -- A replayed key returns the original order, whatever this body says.
+    -- A replayed key returns the original order, whatever this body says
+    -- and whenever it comes (after the sale's end too).
     RETURN QUERY SELECT 1, o.id, o.idempotency_key, o.product_id, o.customer_id,
         o.quantity, o.unit_price, o.total_price, o.status, o.created_at
         FROM orders o WHERE o.idempotency_key = p_key;
     IF FOUND THEN RETURN; END IF;
 
-    -- The row lock serialises buyers of one product; the predicate is
-    -- re-checked after the lock is granted, so stock never goes negative.
+    -- A product without a window or a limit (every product of the
+    -- challenge) with the stock: the row lock serialises buyers; the
+    -- predicate is re-checked after the lock is granted, so stock never
+    -- goes negative.
     UPDATE products p SET current_stock = p.current_stock - p_quantity
         WHERE p.id = p_product_id AND p.current_stock >= p_quantity
+          AND p.starts_at IS NULL AND p.ends_at IS NULL AND p.per_customer_limit IS NULL
         RETURNING p.price INTO v_price;
     IF NOT FOUND THEN
-        -- While we waited for the row lock, a request with the same key may
-        -- have committed (this statement sees it: READ COMMITTED).
-        RETURN QUERY SELECT 1, o.id, o.idempotency_key, o.product_id, o.customer_id,
-            o.quantity, o.unit_price, o.total_price, o.status, o.created_at
-            FROM orders o WHERE o.idempotency_key = p_key;
-        IF FOUND THEN RETURN; END IF;
-        RETURN QUERY SELECT CASE WHEN EXISTS (SELECT 1 FROM products p WHERE p.id = p_product_id)
-            THEN 3 ELSE 2 END, NULL::uuid, NULL::uuid, NULL::integer, NULL::text,
-            NULL::integer, NULL::integer, NULL::integer, NULL::text, NULL::timestamptz;
-        RETURN;
+        -- Anything else is judged in full, first without a lock: a refusal
+        -- locks and writes nothing (sold out, a sale not open, a customer at
+        -- the limit), so its commit waits for no WAL flush. The window is
+        -- judged at this moment of the database's clock.
+        v_now := clock_timestamp();
+        SELECT * INTO v_product FROM products p WHERE p.id = p_product_id;
+        v_refusal := order_refusal(v_product, p_customer_id, p_quantity, v_now);
+        IF v_refusal = 0 THEN
+            -- It may be placed: the row lock, then the limit and the stock
+            -- again, as they are now that no other order of it can commit.
+            SELECT * INTO v_product FROM products p WHERE p.id = p_product_id FOR UPDATE;
+            v_refusal := order_refusal(v_product, p_customer_id, p_quantity, v_now);
+        END IF;
+        IF v_refusal <> 0 THEN
+            -- While we waited for the row lock, a request with the same key
+            -- may have committed (this statement sees it: READ COMMITTED).
+            RETURN QUERY SELECT 1, o.id, o.idempotency_key, o.product_id, o.customer_id,
+                o.quantity, o.unit_price, o.total_price, o.status, o.created_at
+                FROM orders o WHERE o.idempotency_key = p_key;
+            IF FOUND THEN RETURN; END IF;
+            RETURN QUERY SELECT v_refusal, NULL::uuid, NULL::uuid, NULL::integer, NULL::text,
+                NULL::integer, NULL::integer, NULL::integer, NULL::text, NULL::timestamptz;
+            RETURN;
+        END IF;
+        UPDATE products p SET current_stock = p.current_stock - p_quantity
+            WHERE p.id = p_product_id
+            RETURNING p.price INTO v_price;
     END IF;
 
     RETURN QUERY INSERT INTO orders AS o
@@ -224,6 +309,14 @@ DECLARE
     v_refused boolean := false;
     v_product integer;
     v_left integer;
+    -- The batch's moment on the database's clock: every window is judged
+    -- at it, so an order is judged alike in both passes below.
+    v_now timestamptz;
+    -- Per-customer units of the limited product at hand: the customers met
+    -- so far in this batch, and the units each has (committed + this batch).
+    v_customers text[];
+    v_units integer[];
+    j integer;
     r record;
     i integer;
 BEGIN
@@ -253,15 +346,21 @@ BEGIN
 
     -- The other orders, product by product in ascending id (one global lock
     -- order, so batches never deadlock on products), each judged against
-    -- the stock the orders before it left: greedy, as one by one would be.
-    -- A product without stock is not locked (nor is an unknown one): a
-    -- batch of sold-out orders writes nothing, so its commit waits for no
-    -- WAL flush.
+    -- the stock the orders before it left: greedy, as one by one would be;
+    -- for a product with a per-customer limit, also against the units its
+    -- customer has, committed and in this batch. Only products an order may
+    -- be placed for are locked: one without stock, an unknown one, or one
+    -- whose sale is not open is not, so a batch of such refusals writes
+    -- nothing and its commit waits for no WAL flush.
+    v_now := clock_timestamp();
     FOR r IN
-        SELECT k.i, k.product_id, k.quantity, p.current_stock
-            FROM unnest(p_product_ids, p_quantities, v_outcome) WITH ORDINALITY
-                AS k(product_id, quantity, outcome, i)
+        SELECT k.i, k.product_id, k.customer_id, k.quantity, p.current_stock,
+               p.per_customer_limit
+            FROM unnest(p_product_ids, p_customer_ids, p_quantities, v_outcome) WITH ORDINALITY
+                AS k(product_id, customer_id, quantity, outcome, i)
             JOIN products p ON p.id = k.product_id AND p.current_stock > 0
+                AND (p.starts_at IS NULL OR p.starts_at <= v_now)
+                AND (p.ends_at IS NULL OR p.ends_at > v_now)
             WHERE k.outcome IS NULL
             ORDER BY k.product_id, k.i
             FOR UPDATE OF p
@@ -269,10 +368,29 @@ BEGIN
         IF r.product_id IS DISTINCT FROM v_product THEN
             v_product := r.product_id;
             v_left := r.current_stock;
+            v_customers := '{}';
+            v_units := '{}';
         END IF;
-        IF r.quantity <= v_left THEN
+        j := NULL;
+        IF r.per_customer_limit IS NOT NULL THEN
+            -- Read under the lock this loop holds: orders committed before
+            -- it was granted count.
+            j := array_position(v_customers, r.customer_id);
+            IF j IS NULL THEN
+                v_customers := v_customers || r.customer_id;
+                v_units := v_units || customer_units(r.product_id, r.customer_id);
+                j := cardinality(v_customers);
+            END IF;
+        END IF;
+        IF j IS NOT NULL AND v_units[j] + r.quantity > r.per_customer_limit THEN
+            v_outcome[r.i] := 6;
+            v_refused := true;
+        ELSIF r.quantity <= v_left THEN
             v_outcome[r.i] := 0;
             v_left := v_left - r.quantity;
+            IF j IS NOT NULL THEN
+                v_units[j] := v_units[j] + r.quantity;
+            END IF;
         ELSE
             v_outcome[r.i] := 3;
             v_refused := true;
@@ -280,23 +398,28 @@ BEGIN
         v_decided := v_decided + 1;
     END LOOP;
 
-    -- The orders refused above, and those of products without stock or
-    -- unknown (not decided above): while we waited for the locks a request
-    -- with the same key may have committed, and then this is its replay.
+    -- The orders refused above, and those not decided above (a product
+    -- without stock, unknown, or whose sale is not open): while we waited
+    -- for the locks a request with the same key may have committed, and
+    -- then this is its replay. The others are judged as place_order
+    -- judges them, without a lock.
     IF v_refused OR v_decided < n THEN
         FOR r IN
             SELECT k.i, CASE
                     WHEN o.id IS NOT NULL THEN 1
-                    WHEN k.outcome = 3 OR EXISTS (SELECT FROM products p WHERE p.id = k.product_id)
-                        THEN 3
-                    ELSE 2
+                    WHEN k.outcome IS NOT NULL THEN k.outcome
+                    ELSE order_refusal(p, k.customer_id, k.quantity, v_now)
                 END AS outcome
-                FROM unnest(p_keys, p_product_ids, v_outcome) WITH ORDINALITY
-                    AS k(key, product_id, outcome, i)
+                FROM unnest(p_keys, p_product_ids, p_customer_ids, p_quantities, v_outcome)
+                    WITH ORDINALITY AS k(key, product_id, customer_id, quantity, outcome, i)
                 LEFT JOIN orders o ON o.idempotency_key = k.key
-                WHERE k.outcome IS NULL OR k.outcome = 3
+                LEFT JOIN products p ON p.id = k.product_id AND k.outcome IS NULL
+                WHERE k.outcome IS NULL OR k.outcome <> 0
         LOOP
-            v_outcome[r.i] := r.outcome;
+            -- A product with stock and an open sale is always decided
+            -- above; should it have been restocked since, this order is
+            -- still judged against the stock it was measured by.
+            v_outcome[r.i] := CASE WHEN r.outcome = 0 THEN 3 ELSE r.outcome END;
         END LOOP;
     END IF;
 
@@ -341,7 +464,126 @@ BEGIN
     SELECT b.i, b.outcome, NULL::uuid, NULL::uuid, NULL::integer, NULL::text, NULL::integer,
            NULL::integer, NULL::integer, NULL::text, NULL::timestamptz
         FROM batch b
-        WHERE b.outcome IN (2, 3);
+        WHERE b.outcome >= 2;
+END
+$$;
+
+-- Administration (/admin/..., platform.md §1). Each returns an outcome code
+-- and the product as GET /products/{id} shows it:
+--   0 done (201 for a new product, else 200), 1 the id exists (409),
+--   2 no such product (404), 7 ends_at is not after starts_at (422),
+--   8 the stock would pass the largest integer (422), 9 no id left (409).
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_type WHERE typname = 'admin_product_answer') THEN
+        CREATE TYPE admin_product_answer AS (
+            outcome integer, id integer, name text, price integer, initial_stock integer,
+            current_stock integer, held_stock integer, sale_status text,
+            starts_at timestamptz, ends_at timestamptz, per_customer_limit integer);
+    END IF;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION admin_product_row(p_outcome integer, p products)
+RETURNS admin_product_answer
+LANGUAGE sql STABLE SET search_path = pg_catalog, public, pg_temp AS $$
+    SELECT p_outcome, p.id, p.name, p.price, p.initial_stock, p.current_stock, p.held_stock,
+        CASE WHEN p.id IS NOT NULL THEN sale_status(p.starts_at, p.ends_at) END,
+        p.starts_at, p.ends_at, p.per_customer_limit
+$$;
+
+-- p_id NULL: the next id after the largest (ids are taken under a lock, so
+-- two creations at once do not pick the same one).
+CREATE OR REPLACE FUNCTION admin_create_product(
+    p_id integer, p_name text, p_price integer, p_stock integer,
+    p_starts_at timestamptz, p_ends_at timestamptz, p_per_customer_limit integer)
+RETURNS SETOF admin_product_answer
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $$
+DECLARE
+    v_id bigint := p_id;
+    v_product products;
+BEGIN
+    IF p_ends_at <= p_starts_at THEN
+        RETURN QUERY SELECT * FROM admin_product_row(7, NULL::products);
+        RETURN;
+    END IF;
+    IF v_id IS NULL THEN
+        PERFORM pg_advisory_xact_lock(hashtext('flashsale admin_create_product'));
+        SELECT coalesce(max(p.id), 0)::bigint + 1 INTO v_id FROM products p;
+        IF v_id > 2147483647 THEN
+            RETURN QUERY SELECT * FROM admin_product_row(9, NULL::products);
+            RETURN;
+        END IF;
+    END IF;
+    INSERT INTO products AS p
+        (id, name, price, initial_stock, current_stock, starts_at, ends_at, per_customer_limit)
+        VALUES (v_id, p_name, p_price, p_stock, p_stock, p_starts_at, p_ends_at, p_per_customer_limit)
+        ON CONFLICT (id) DO NOTHING
+        RETURNING * INTO v_product;
+    IF NOT FOUND THEN
+        RETURN QUERY SELECT * FROM admin_product_row(1, NULL::products);
+        RETURN;
+    END IF;
+    RETURN QUERY SELECT * FROM admin_product_row(0, v_product);
+END
+$$;
+
+-- p_fields says which fields the request named (a named field may be NULL:
+-- that clears a bound): 1 name, 2 price, 4 starts_at, 8 ends_at,
+-- 16 per_customer_limit. The window is judged whole, against the stored
+-- bound the request did not name, under the row lock.
+CREATE OR REPLACE FUNCTION admin_update_product(
+    p_id integer, p_fields integer, p_name text, p_price integer,
+    p_starts_at timestamptz, p_ends_at timestamptz, p_per_customer_limit integer)
+RETURNS SETOF admin_product_answer
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $$
+DECLARE
+    v_product products;
+BEGIN
+    SELECT * INTO v_product FROM products p WHERE p.id = p_id FOR UPDATE;
+    IF NOT FOUND THEN
+        RETURN QUERY SELECT * FROM admin_product_row(2, NULL::products);
+        RETURN;
+    END IF;
+    IF p_fields & 1 <> 0 THEN v_product.name := p_name; END IF;
+    IF p_fields & 2 <> 0 THEN v_product.price := p_price; END IF;
+    IF p_fields & 4 <> 0 THEN v_product.starts_at := p_starts_at; END IF;
+    IF p_fields & 8 <> 0 THEN v_product.ends_at := p_ends_at; END IF;
+    IF p_fields & 16 <> 0 THEN v_product.per_customer_limit := p_per_customer_limit; END IF;
+    IF v_product.ends_at <= v_product.starts_at THEN
+        RETURN QUERY SELECT * FROM admin_product_row(7, NULL::products);
+        RETURN;
+    END IF;
+    -- Orders keep the unit and total price they were placed at.
+    UPDATE products p SET name = v_product.name, price = v_product.price,
+            starts_at = v_product.starts_at, ends_at = v_product.ends_at,
+            per_customer_limit = v_product.per_customer_limit
+        WHERE p.id = p_id
+        RETURNING * INTO v_product;
+    RETURN QUERY SELECT * FROM admin_product_row(0, v_product);
+END
+$$;
+
+-- Adds to initial_stock and current_stock together, so that
+-- initial_stock = current_stock + held_stock + units of CONFIRMED orders
+-- keeps holding.
+CREATE OR REPLACE FUNCTION admin_restock(p_id integer, p_quantity integer)
+RETURNS SETOF admin_product_answer
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $$
+DECLARE
+    v_product products;
+BEGIN
+    UPDATE products p SET initial_stock = p.initial_stock + p_quantity,
+            current_stock = p.current_stock + p_quantity
+        WHERE p.id = p_id AND p.initial_stock::bigint + p_quantity <= 2147483647
+        RETURNING * INTO v_product;
+    IF FOUND THEN
+        RETURN QUERY SELECT * FROM admin_product_row(0, v_product);
+    ELSIF EXISTS (SELECT FROM products p WHERE p.id = p_id) THEN
+        RETURN QUERY SELECT * FROM admin_product_row(8, NULL::products);
+    ELSE
+        RETURN QUERY SELECT * FROM admin_product_row(2, NULL::products);
+    END IF;
 END
 $$;
 
@@ -354,6 +596,16 @@ ALTER TABLE orders OWNER TO flashsale_owner;
 ALTER FUNCTION place_order(integer, uuid, text, integer) OWNER TO flashsale_owner;
 ALTER FUNCTION cancel_order(uuid, integer) OWNER TO flashsale_owner;
 ALTER FUNCTION place_orders(integer[], uuid[], text[], integer[]) OWNER TO flashsale_owner;
+ALTER FUNCTION sale_status(timestamptz, timestamptz) OWNER TO flashsale_owner;
+ALTER FUNCTION customer_units(integer, text) OWNER TO flashsale_owner;
+ALTER FUNCTION order_refusal(products, text, integer, timestamptz) OWNER TO flashsale_owner;
+ALTER TYPE admin_product_answer OWNER TO flashsale_owner;
+ALTER FUNCTION admin_product_row(integer, products) OWNER TO flashsale_owner;
+ALTER FUNCTION admin_create_product(integer, text, integer, integer, timestamptz, timestamptz, integer)
+    OWNER TO flashsale_owner;
+ALTER FUNCTION admin_update_product(integer, integer, text, integer, timestamptz, timestamptz, integer)
+    OWNER TO flashsale_owner;
+ALTER FUNCTION admin_restock(integer, integer) OWNER TO flashsale_owner;
 
 REVOKE ALL ON ALL TABLES IN SCHEMA public FROM PUBLIC;
 REVOKE ALL ON ALL SEQUENCES IN SCHEMA public FROM PUBLIC;
@@ -363,11 +615,16 @@ REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA public FROM PUBLIC;
 ALTER DEFAULT PRIVILEGES REVOKE EXECUTE ON FUNCTIONS FROM PUBLIC;
 ALTER DEFAULT PRIVILEGES FOR ROLE flashsale_owner REVOKE EXECUTE ON FUNCTIONS FROM PUBLIC;
 
--- The API's plain SELECTs: get_product, get_order, list_orders.
+-- The API's plain SELECTs: get_product, list_sales, get_order, list_orders,
+-- list_customer_orders.
 GRANT SELECT ON products, orders TO flashsale_api;
--- Its writes: place_order, place_orders, cancel_order.
+-- Its writes: place_order, place_orders, cancel_order, and the
+-- administration (the API checks ADMIN_TOKEN before it calls them).
 GRANT EXECUTE ON FUNCTION
     place_order(integer, uuid, text, integer),
     cancel_order(uuid, integer),
-    place_orders(integer[], uuid[], text[], integer[])
+    place_orders(integer[], uuid[], text[], integer[]),
+    admin_create_product(integer, text, integer, integer, timestamptz, timestamptz, integer),
+    admin_update_product(integer, integer, text, integer, timestamptz, timestamptz, integer),
+    admin_restock(integer, integer)
     TO flashsale_api;

@@ -112,8 +112,13 @@ pub const QUANTITY_MAX: i64 = 5;
 
 // ---- Answers ----------------------------------------------------------------
 
-/// `GET /orders?product_id=N` lists this many orders, most recent first.
+/// `GET /orders?product_id=N` and `?customer_id=X` list this many orders,
+/// most recent first.
 pub const ORDERS_LISTED_MAX: i64 = 50;
+/// `GET /sales` shows this many products a page (platform.md §1).
+pub const SALES_PAGE_MAX: i64 = 100;
+/// A product's name in the administration, in Unicode scalar values.
+pub const PRODUCT_NAME_CHARS_MAX: usize = 200;
 /// Initial size of the buffer answers are rendered into (it grows to the
 /// longest answer once, then stays).
 pub const ANSWER_BODY_BYTES_INITIAL: usize = 16 * 1024;
@@ -281,14 +286,21 @@ const _: () = {
 // ---- Runtime settings -------------------------------------------------------
 
 /// What the environment configures: `PORT`, `DATABASE_URL`, `DB_POOL_SIZE`,
-/// `ORDER_BATCHES_IN_FLIGHT`. Its `Debug` leaves out the database password.
+/// `ORDER_BATCHES_IN_FLIGHT`, `ADMIN_TOKEN`. Its `Debug` leaves out the
+/// database password and the token.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Settings {
     pub port: u16,
     pub database_url: String,
     pub pool_size: usize,
     pub order_batches_in_flight: usize,
+    /// Unset: no administration (its paths are 404).
+    pub admin_token: Option<String>,
 }
+
+/// An `ADMIN_TOKEN` shorter than this is refused at start: it guards every
+/// product and its stock.
+pub const ADMIN_TOKEN_BYTES_MIN: usize = 16;
 
 impl std::fmt::Debug for Settings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -300,6 +312,7 @@ impl std::fmt::Debug for Settings {
             )
             .field("pool_size", &self.pool_size)
             .field("order_batches_in_flight", &self.order_batches_in_flight)
+            .field("admin", &self.admin_token.is_some())
             .finish()
     }
 }
@@ -336,11 +349,27 @@ impl Settings {
             ORDER_BATCHES_IN_FLIGHT_MAX,
         )?;
         let database_url = get("DATABASE_URL").unwrap_or_else(|| DATABASE_URL_DEFAULT.to_string());
+        let admin_token = match get("ADMIN_TOKEN") {
+            None => None,
+            Some(token)
+                if token.len() >= ADMIN_TOKEN_BYTES_MIN
+                    && token.bytes().all(|b| b.is_ascii_graphic()) =>
+            {
+                Some(token)
+            }
+            Some(_) => {
+                return Err(format!(
+                    "ADMIN_TOKEN must be at least {ADMIN_TOKEN_BYTES_MIN} printable ASCII \
+                     characters without spaces (unset it to turn the administration off)"
+                ))
+            }
+        };
         Ok(Settings {
             port,
             database_url,
             pool_size,
             order_batches_in_flight,
+            admin_token,
         })
     }
 }
@@ -377,8 +406,16 @@ mod tests {
                 database_url: "postgres://x@y/z".into(),
                 pool_size: 2,
                 order_batches_in_flight: ORDER_BATCHES_IN_FLIGHT_DEFAULT,
+                admin_token: None,
             }
         );
+        let admin = settings(&[("ADMIN_TOKEN", "0123456789abcdef")]).unwrap();
+        assert_eq!(admin.admin_token.as_deref(), Some("0123456789abcdef"));
+        assert!(!format!("{admin:?}").contains("0123456789abcdef"));
+        for short_or_spaced in ["", "0123456789abcde", "0123456789 abcdef"] {
+            let refused = settings(&[("ADMIN_TOKEN", short_or_spaced)]).unwrap_err();
+            assert!(refused.contains("ADMIN_TOKEN"), "{refused}");
+        }
     }
 
     #[test]

@@ -83,6 +83,7 @@ fn serve(settings: &Settings) -> ExitCode {
                 "order_batches_in_flight",
                 Value::Int(settings.order_batches_in_flight as i64),
             ),
+            ("admin", Value::Bool(settings.admin_token.is_some())),
         ],
     );
     install_stop_handlers();

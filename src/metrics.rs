@@ -16,6 +16,9 @@ pub enum Route {
     CancelOrder,
     GetOrder,
     ListOrders,
+    ListSales,
+    /// Every `/admin/...` request.
+    Admin,
     Health,
     Metrics,
     /// Unknown paths and methods, and requests refused before routing.
@@ -23,12 +26,14 @@ pub enum Route {
 }
 
 impl Route {
-    pub const ALL: [Route; 8] = [
+    pub const ALL: [Route; 10] = [
         Route::GetProduct,
         Route::PlaceOrder,
         Route::CancelOrder,
         Route::GetOrder,
         Route::ListOrders,
+        Route::ListSales,
+        Route::Admin,
         Route::Health,
         Route::Metrics,
         Route::Other,
@@ -41,6 +46,8 @@ impl Route {
             Route::CancelOrder => "cancel_order",
             Route::GetOrder => "get_order",
             Route::ListOrders => "list_orders",
+            Route::ListSales => "list_sales",
+            Route::Admin => "admin",
             Route::Health => "health",
             Route::Metrics => "metrics",
             Route::Other => "other",
@@ -49,8 +56,8 @@ impl Route {
 }
 
 /// Every status the server answers with; anything else counts as "other".
-pub const STATUSES: [u16; 16] = [
-    200, 201, 400, 404, 405, 408, 409, 411, 413, 422, 429, 431, 500, 501, 503, 505,
+pub const STATUSES: [u16; 18] = [
+    200, 201, 400, 401, 403, 404, 405, 408, 409, 411, 413, 422, 429, 431, 500, 501, 503, 505,
 ];
 const STATUS_SLOTS: usize = STATUSES.len() + 1;
 

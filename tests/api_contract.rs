@@ -953,18 +953,29 @@ fn seed_products_are_the_spec_table() {
     ];
     for (id, name, price, stock) in seed {
         let product = c.get(&format!("/products/{id}")).json(200);
+        // The challenge's six fields first, in its order, then the
+        // platform's (platform.md §1).
         assert_eq!(
-            sorted(&product.keys()),
-            sorted(&[
+            product.keys(),
+            [
                 "id",
                 "name",
                 "price",
                 "initial_stock",
                 "current_stock",
-                "stock"
-            ]),
+                "stock",
+                "held_stock",
+                "sold_out",
+                "sale"
+            ],
             "{product}"
         );
+        let sale = product.get("sale");
+        assert_eq!(sale.get("status").as_str(), "active", "{product}");
+        for bound in ["starts_at", "ends_at", "per_customer_limit"] {
+            assert!(matches!(sale.get(bound), Json::Null), "{product}");
+        }
+        assert_eq!(product.get("held_stock").as_i64(), 0);
         assert_eq!(product.get("id").as_i64(), id);
         assert_eq!(product.get("name").as_str(), name);
         assert_eq!(product.get("price").as_i64(), price);

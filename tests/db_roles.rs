@@ -108,16 +108,39 @@ fn the_order_functions_run_as_their_owner_with_a_pinned_search_path() {
          p.prosecdef || ' ' || array_to_string(p.proconfig, ';'), ',' ORDER BY p.proname) \
          FROM pg_proc p WHERE p.pronamespace = 'public'::regnamespace",
     );
+    // The API calls the definers; the helpers run inside them, all with
+    // the pinned path.
     let definer = "flashsale_owner true search_path=pg_catalog, public, pg_temp";
+    let helper = "flashsale_owner false search_path=pg_catalog, public, pg_temp";
     assert_eq!(
         functions,
-        format!("cancel_order {definer},place_order {definer},place_orders {definer}")
+        format!(
+            "admin_create_product {definer},admin_product_row {helper},\
+             admin_restock {definer},admin_update_product {definer},\
+             cancel_order {definer},customer_units {helper},order_refusal {helper},\
+             place_order {definer},place_orders {definer},sale_status {helper}"
+        )
     );
     let owners = cluster.psql(
         "SELECT string_agg(DISTINCT pg_get_userbyid(c.relowner), ',') FROM pg_class c \
          WHERE c.relnamespace = 'public'::regnamespace",
     );
     assert_eq!(owners, "flashsale_owner", "tables, sequence and indexes");
+}
+
+#[test]
+fn the_api_role_executes_only_the_functions_it_calls() {
+    let cluster = cluster();
+    let executable = cluster.psql(
+        "SELECT string_agg(p.proname, ',' ORDER BY p.proname) FROM pg_proc p \
+         WHERE p.pronamespace = 'public'::regnamespace \
+           AND has_function_privilege('flashsale_api', p.oid, 'EXECUTE')",
+    );
+    assert_eq!(
+        executable,
+        "admin_create_product,admin_restock,admin_update_product,cancel_order,\
+         place_order,place_orders"
+    );
 }
 
 #[test]

@@ -9,8 +9,8 @@ use crate::api::orders::batch::{self, Batcher};
 use crate::api::routes::{self, Command, Query};
 use crate::api::statements::STATEMENTS;
 use crate::api::{
-    answer_of, health, refusal_for, Answer, Db, Handled, Host, Refusal, Request, RequestId,
-    DATABASE_ERROR, DATABASE_TIMED_OUT, DATABASE_UNAVAILABLE, OVERLOADED,
+    admin, answer_of, health, refusal_for, Answer, Db, Handled, Host, Refusal, Request, RequestId,
+    DATABASE_ERROR, DATABASE_TIMED_OUT, DATABASE_UNAVAILABLE, NOT_FOUND, OVERLOADED,
 };
 use crate::config::{ANSWER_BODY_BYTES_INITIAL, CUSTOMER_ID_BYTES_MAX, HTTP_CONNECTIONS_MAX};
 use crate::log::{self, Value};
@@ -18,6 +18,8 @@ use crate::metrics::{AppFigures, Route};
 use crate::pg::{Pool, Reply, Statement};
 
 pub struct App {
+    /// `ADMIN_TOKEN`: `None`, the administration does not exist (404).
+    admin_token: Option<Box<[u8]>>,
     queries: QueryTable,
     orders: Batcher,
     /// Decoded request text the routed command borrows (a customer id).
@@ -29,8 +31,13 @@ pub struct App {
 impl App {
     /// `order_batches_in_flight`: how many batches of orders that may be
     /// created are at the database at once; `connections`: the pool's size.
-    pub fn new(order_batches_in_flight: usize, connections: usize) -> App {
+    pub fn new(
+        order_batches_in_flight: usize,
+        connections: usize,
+        admin_token: Option<&str>,
+    ) -> App {
         App {
+            admin_token: admin_token.map(|token| token.as_bytes().into()),
             queries: QueryTable::new(),
             orders: Batcher::new(order_batches_in_flight, connections),
             text: String::with_capacity(CUSTOMER_ID_BYTES_MAX),
@@ -54,7 +61,14 @@ impl App {
         let (label, routed) =
             routes::route_labelled(request.method, request.target, request.body, &mut self.text);
         let refused = |refusal| Handled::Answered(Answer::Refused(refusal));
-        let handled = match routed {
+        // The administration answers nothing, not even a 422, to a request
+        // without the token; without a token set, it is not there at all.
+        let admitted = match (label, &self.admin_token) {
+            (Route::Admin, None) => Err(NOT_FOUND),
+            (Route::Admin, Some(token)) => admin::authorize(token, request.authorization),
+            _ => Ok(()),
+        };
+        let handled = match admitted.and(routed) {
             Err(refusal) => refused(refusal),
             Ok(Command::Health) => Handled::Answered(health::answer(pool.is_healthy())),
             Ok(Command::Metrics) => Handled::Metrics,
@@ -62,10 +76,12 @@ impl App {
                 Ok(()) => Handled::Pending,
                 Err(refusal) => refused(refusal),
             },
-            Ok(Command::Query(query)) => match self.queries.submit(request.id, query, pool, now) {
-                Ok(()) => Handled::Pending,
-                Err(refusal) => refused(refusal),
-            },
+            Ok(Command::Query(query, text)) => {
+                match self.queries.submit(request.id, query, text, pool, now) {
+                    Ok(()) => Handled::Pending,
+                    Err(refusal) => refused(refusal),
+                }
+            }
         };
         (label, handled)
     }
@@ -124,6 +140,7 @@ impl QueryTable {
         &mut self,
         request: RequestId,
         query: Query,
+        text: &str,
         pool: &mut Pool,
         now: Instant,
     ) -> Result<(), Refusal> {
@@ -140,7 +157,7 @@ impl QueryTable {
             tag: slot as u64,
             now,
         };
-        match query.submit(&mut db) {
+        match query.submit(&mut db, text) {
             Ok(()) => {
                 self.slots[slot] = Some(Waiting { request, query });
                 Ok(())

@@ -16,7 +16,9 @@
 //! routes.rs      which endpoint a request is for; the queries answered by one statement
 //! orders/        place.rs (POST /orders), batch.rs (the turn's orders in one
 //!                transaction), cancel.rs, get.rs, list.rs
-//! products.rs    GET /products/{id}
+//! products.rs    GET /products/{id}, the product object
+//! sales.rs       GET /sales
+//! admin.rs       /admin/...: products, their sales, restocks
 //! health.rs      GET /health
 //! statements.rs  every statement, prepared once on each database connection
 //! validate.rs    checks shared by the endpoints' inputs
@@ -27,12 +29,14 @@
 //! (and a [`routes::Query`] variant if one statement answers it), its
 //! statement in the table of `statements.rs`, its SQL in `sql/init.sql`.
 
+pub mod admin;
 mod app;
 pub mod health;
 pub mod orders;
 pub mod products;
 pub mod render;
 pub mod routes;
+pub mod sales;
 pub mod statements;
 pub mod validate;
 
@@ -58,6 +62,8 @@ pub struct Request<'a> {
     pub method: Method,
     /// Path and query, as sent.
     pub target: &'a [u8],
+    /// The `Authorization` field's value, if any.
+    pub authorization: Option<&'a [u8]>,
     pub body: &'a [u8],
 }
 

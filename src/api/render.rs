@@ -28,6 +28,33 @@ pub fn uuid(out: &mut Vec<u8>, name: &[u8], value: &[u8; 16]) {
     out.push(b'"');
 }
 
+/// A bound that may be absent: the time, or `null`.
+pub fn optional_timestamp(out: &mut Vec<u8>, name: &[u8], value: Option<Timestamp>) {
+    match value {
+        Some(value) => timestamp(out, name, value),
+        None => {
+            out.extend_from_slice(name);
+            out.extend_from_slice(b"null");
+        }
+    }
+}
+
+/// An integer that may be absent: the number, or `null`.
+pub fn optional_int(out: &mut Vec<u8>, name: &[u8], value: Option<i32>) {
+    match value {
+        Some(value) => int(out, name, value),
+        None => {
+            out.extend_from_slice(name);
+            out.extend_from_slice(b"null");
+        }
+    }
+}
+
+pub fn boolean(out: &mut Vec<u8>, name: &[u8], value: bool) {
+    out.extend_from_slice(name);
+    out.extend_from_slice(if value { b"true" } else { b"false" });
+}
+
 pub fn timestamp(out: &mut Vec<u8>, name: &[u8], value: Timestamp) {
     out.extend_from_slice(name);
     out.push(b'"');
@@ -51,7 +78,7 @@ pub fn write_uuid(out: &mut Vec<u8>, id: &[u8; 16]) {
 }
 
 /// Microseconds between 1970-01-01 and Postgres' epoch, 2000-01-01.
-const POSTGRES_EPOCH_UNIX_MICROS: i64 = 946_684_800_000_000;
+pub(crate) const POSTGRES_EPOCH_UNIX_MICROS: i64 = 946_684_800_000_000;
 
 /// RFC 3339 UTC with milliseconds, e.g. `2025-01-15T10:30:00.123Z`, from a
 /// binary `timestamptz` (microseconds since 2000-01-01T00:00:00Z).
@@ -85,7 +112,7 @@ fn write_padded(out: &mut Vec<u8>, value: i64, width: usize) {
 
 /// Days since 1970-01-01 to (year, month, day), proleptic Gregorian
 /// (Howard Hinnant's `civil_from_days`).
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
+pub(crate) fn civil_from_days(days: i64) -> (i64, i64, i64) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let day_of_era = z.rem_euclid(146_097);

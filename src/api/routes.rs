@@ -6,8 +6,9 @@
 //! Adding an endpoint is a line in [`route`]; if one statement answers it,
 //! also a [`Query`] variant and its two dispatch arms below.
 
+use crate::api::admin::{self, NewProduct, ProductChange};
 use crate::api::orders::{self, place::OrderRequest};
-use crate::api::{method_not_allowed, products, Db, Refusal, NOT_FOUND};
+use crate::api::{method_not_allowed, products, sales, Db, Refusal, NOT_FOUND};
 use crate::http::request::Method;
 use crate::metrics;
 use crate::pg::{Refused, Rows};
@@ -17,8 +18,9 @@ use crate::pg::{Refused, Rows};
 pub enum Command<'a> {
     /// Joins the turn's order batch (`orders::batch`).
     PlaceOrder(OrderRequest<'a>),
-    /// Answered by one statement.
-    Query(Query),
+    /// Answered by one statement; with the decoded text it needs (a
+    /// customer id, a product name), else `""`.
+    Query(Query, &'a str),
     /// Answered without the database (`health`).
     Health,
     /// `GET /metrics`, answered by the server.
@@ -32,24 +34,47 @@ pub enum Query {
     GetProduct(i32),
     GetOrder([u8; 16]),
     ListOrders(i32),
+    /// The customer id is the command's text.
+    ListCustomerOrders {
+        product_id: Option<i32>,
+    },
+    ListSales {
+        after: i64,
+    },
     /// `product_id: None`: body-less cancel (compat.md), any product.
     CancelOrder {
         order_id: [u8; 16],
         product_id: Option<i32>,
     },
+    /// The name is the command's text.
+    AdminCreate(NewProduct),
+    /// The name (if changed) is the command's text.
+    AdminUpdate(ProductChange),
+    AdminRestock {
+        id: i32,
+        quantity: i32,
+    },
 }
 
 impl Query {
-    /// Sends the statement that answers this query.
-    pub fn submit(&self, db: &mut Db<'_>) -> Result<(), Refused> {
+    /// Sends the statement that answers this query; `text` is the
+    /// command's text.
+    pub fn submit(&self, db: &mut Db<'_>, text: &str) -> Result<(), Refused> {
         match self {
             Query::GetProduct(id) => products::submit(db, *id),
             Query::GetOrder(id) => orders::get::submit(db, id),
             Query::ListOrders(product_id) => orders::list::submit(db, *product_id),
+            Query::ListCustomerOrders { product_id } => {
+                orders::list::submit_customer(db, text, *product_id)
+            }
+            Query::ListSales { after } => sales::submit(db, *after),
             Query::CancelOrder {
                 order_id,
                 product_id,
             } => orders::cancel::submit(db, order_id, *product_id),
+            Query::AdminCreate(product) => admin::submit_create(db, product, text),
+            Query::AdminUpdate(change) => admin::submit_change(db, change, text),
+            Query::AdminRestock { id, quantity } => admin::submit_restock(db, *id, *quantity),
         }
     }
 
@@ -60,7 +85,12 @@ impl Query {
             Query::GetProduct(_) => products::answer(rows, body),
             Query::GetOrder(_) => orders::get::answer(rows, body),
             Query::ListOrders(product_id) => orders::list::answer(*product_id, rows, body),
+            Query::ListCustomerOrders { .. } => orders::list::answer_customer(rows, body),
+            Query::ListSales { .. } => sales::answer(rows, body),
             Query::CancelOrder { order_id, .. } => orders::cancel::answer(order_id, rows, body),
+            Query::AdminCreate(_) | Query::AdminUpdate(_) | Query::AdminRestock { .. } => {
+                admin::answer(self, rows, body)
+            }
         }
     }
 }
@@ -93,7 +123,7 @@ pub fn route_labelled<'a>(
 fn command<'a>(
     method: Method,
     segments: [Option<&[u8]>; 4],
-    query: &[u8],
+    query_text: &[u8],
     body: &[u8],
     scratch: &'a mut String,
 ) -> Result<Command<'a>, Refusal> {
@@ -102,23 +132,43 @@ fn command<'a>(
         Method::Head => Method::Get,
         method => method,
     };
+    let query = |query| Command::Query(query, "");
+    let with_text = |(query, text)| Command::Query(query, text);
     match segments {
         [Some(b"orders"), None, ..] => match method {
             Method::Post => orders::place::parse(body, scratch).map(Command::PlaceOrder),
-            Method::Get => orders::list::parse(query).map(Command::Query),
-            Method::Head | Method::Other => Err(method_not_allowed("GET, POST")),
+            Method::Get => orders::list::parse(query_text, scratch).map(with_text),
+            _ => Err(method_not_allowed("GET, POST")),
         },
         [Some(b"orders"), Some(id), None, _] => match method {
-            Method::Get => orders::get::parse(id).map(Command::Query),
+            Method::Get => orders::get::parse(id).map(query),
             _ => Err(method_not_allowed("GET")),
         },
         [Some(b"orders"), Some(id), Some(b"cancel"), None] => match method {
-            Method::Post => orders::cancel::parse(id, body).map(Command::Query),
+            Method::Post => orders::cancel::parse(id, body).map(query),
             _ => Err(method_not_allowed("POST")),
         },
         [Some(b"products"), Some(id), None, _] => match method {
-            Method::Get => products::parse(id).map(Command::Query),
+            Method::Get => products::parse(id).map(query),
             _ => Err(method_not_allowed("GET")),
+        },
+        [Some(b"sales"), None, ..] => match method {
+            Method::Get => sales::parse(query_text).map(query),
+            _ => Err(method_not_allowed("GET")),
+        },
+        [Some(b"admin"), Some(b"products"), None, _] => match method {
+            Method::Post => admin::parse_create(body, scratch).map(with_text),
+            _ => Err(method_not_allowed("POST")),
+        },
+        [Some(b"admin"), Some(b"products"), Some(id), None] => match method {
+            Method::Patch => {
+                admin::parse_change(admin::path_product(id)?, body, scratch).map(with_text)
+            }
+            _ => Err(method_not_allowed("PATCH")),
+        },
+        [Some(b"admin"), Some(b"products"), Some(id), Some(b"restock")] => match method {
+            Method::Post => admin::parse_restock(admin::path_product(id)?, body).map(query),
+            _ => Err(method_not_allowed("POST")),
         },
         [Some(b"health"), None, ..] => match method {
             Method::Get => Ok(Command::Health),
@@ -140,8 +190,10 @@ fn label(method: Method, segments: &[Option<&[u8]>; 4]) -> metrics::Route {
         [Some(b"orders"), None, ..] => match method {
             Method::Post => Route::PlaceOrder,
             Method::Get | Method::Head => Route::ListOrders,
-            Method::Other => Route::Other,
+            _ => Route::Other,
         },
+        [Some(b"sales"), None, ..] => Route::ListSales,
+        [Some(b"admin"), ..] => Route::Admin,
         [Some(b"orders"), Some(_), None, _] => Route::GetOrder,
         [Some(b"orders"), Some(_), Some(b"cancel"), None] => Route::CancelOrder,
         [Some(b"products"), Some(_), None, _] => Route::GetProduct,
@@ -183,7 +235,8 @@ mod tests {
         let mut scratch = String::new();
         route(method, target.as_bytes(), body.as_bytes(), &mut scratch)
             .map(|c| match c {
-                Command::Query(query) => format!("{query:?}"),
+                Command::Query(query, "") => format!("{query:?}"),
+                Command::Query(query, text) => format!("{query:?} {text:?}"),
                 other => format!("{other:?}"),
             })
             .map_err(|r| (r.status, r.allow().unwrap_or(r.message)))

@@ -6,7 +6,7 @@
 //! not compile).
 
 use crate::api::orders::{batch, cancel, get, list, place};
-use crate::api::products;
+use crate::api::{admin, products, sales};
 use crate::pg::{Statement, StatementId};
 
 pub const STATEMENTS: &[Statement] = &[
@@ -16,6 +16,11 @@ pub const STATEMENTS: &[Statement] = &[
     list::LIST_ORDERS,
     get::GET_ORDER,
     batch::PLACE_ORDERS,
+    list::LIST_CUSTOMER_ORDERS,
+    sales::LIST_SALES,
+    admin::ADMIN_CREATE_PRODUCT,
+    admin::ADMIN_UPDATE_PRODUCT,
+    admin::ADMIN_RESTOCK,
 ];
 
 /// The id of `statement`: its position in [`STATEMENTS`], found by name.

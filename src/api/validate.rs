@@ -32,6 +32,9 @@ pub(crate) const MSG_CUSTOMER_FORMAT: &str = crate::const_text!(
 );
 pub(crate) const MSG_CUSTOMER_NUL: &str = "customer_id must not contain NUL characters";
 pub(crate) const MSG_CUSTOMER_DUPLICATE: &str = "duplicate field: customer_id";
+pub(crate) const MSG_CUSTOMER_QUERY_DUPLICATE: &str = "duplicate query parameter: customer_id";
+pub(crate) const MSG_CUSTOMER_QUERY_ESCAPE: &str =
+    "customer_id has a malformed percent-escape (%XX, two hex digits)";
 pub(crate) const MSG_QUANTITY_REQUIRED: &str = "quantity is required";
 pub(crate) const MSG_QUANTITY_RANGE: &str = crate::const_text!(
     Part::Str("quantity must be an integer from "),
@@ -70,6 +73,14 @@ impl<'i> Member<'i> {
     pub(crate) fn record(&mut self, value: Value<'i>) {
         self.repeated |= self.value.is_some();
         self.value = Some(value);
+    }
+
+    /// A member that may be absent (`None`); repeated, it is refused.
+    pub(crate) fn optional(&self, duplicate: &'static str) -> Result<Option<Value<'i>>, Invalid> {
+        match self.value {
+            _ if self.repeated => Err(Invalid(duplicate)),
+            value => Ok(value),
+        }
     }
 
     /// A repeated member is refused: which of the values would count is
@@ -217,6 +228,61 @@ pub fn parse_product_id_query(query: &[u8]) -> Result<ProductRef, Invalid> {
     decimal_product_ref(value).ok_or(Invalid(MSG_PRODUCT_TYPE))
 }
 
+/// The `name=value` pairs of a query string (the part after `?`), raw: no
+/// percent-decoding (an endpoint decodes the values it takes as text).
+pub fn query_params(query: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
+    query
+        .split(|&b| b == b'&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| match pair.iter().position(|&b| b == b'=') {
+            Some(eq) => (&pair[..eq], &pair[eq + 1..]),
+            None => (pair, &pair[pair.len()..]),
+        })
+}
+
+/// A customer id from a query string: percent-decoded (RFC 3986: `+` is a
+/// plus sign, not a space), UTF-8, then judged as the order body judges it.
+pub fn customer_id_query_value<'s>(
+    value: &[u8],
+    scratch: &'s mut String,
+) -> Result<&'s str, Invalid> {
+    let mut bytes = [0u8; crate::config::CUSTOMER_ID_BYTES_MAX];
+    let mut len = 0;
+    let mut at = 0;
+    while at < value.len() {
+        let byte = match value[at] {
+            b'%' => {
+                let high = value.get(at + 1).copied().and_then(hex_value);
+                let low = value.get(at + 2).copied().and_then(hex_value);
+                let (Some(high), Some(low)) = (high, low) else {
+                    return Err(Invalid(MSG_CUSTOMER_QUERY_ESCAPE));
+                };
+                at += 3;
+                high << 4 | low
+            }
+            byte => {
+                at += 1;
+                byte
+            }
+        };
+        if len == bytes.len() {
+            return Err(Invalid(MSG_CUSTOMER_FORMAT));
+        }
+        bytes[len] = byte;
+        len += 1;
+    }
+    let text = std::str::from_utf8(&bytes[..len]).map_err(|_| Invalid(MSG_CUSTOMER_FORMAT))?;
+    if text.contains('\0') {
+        return Err(Invalid(MSG_CUSTOMER_NUL));
+    }
+    if !(1..=CUSTOMER_ID_CHARS_MAX).contains(&text.chars().count()) {
+        return Err(Invalid(MSG_CUSTOMER_FORMAT));
+    }
+    scratch.clear();
+    scratch.push_str(text);
+    Ok(scratch)
+}
+
 /// An integer written the way JSON writes one, `-?(0|[1-9][0-9]*)`, as a
 /// product reference; `None` for anything else. Paths and queries follow
 /// the same rule as bodies, so `/products/01` is no more product 1 than
@@ -244,6 +310,88 @@ pub fn decimal_product_ref(text: &[u8]) -> Option<ProductRef> {
         value = next;
     }
     Some(product_ref_from_i64(if negative { -value } else { value }))
+}
+
+/// An RFC 3339 time with an offset (`2026-12-01T10:00:00Z`,
+/// `2026-12-01T11:30:00.250+01:30`), as microseconds since
+/// 2000-01-01T00:00:00Z (Postgres' binary `timestamptz`), kept to the
+/// millisecond: finer digits are dropped, so a time reads back as it is
+/// kept. `T`/`Z` may be lower case (RFC 3339 §5.6); no other spelling is
+/// taken, and Postgres' own words (`now`, `infinity`, `epoch`) are not times.
+pub fn parse_rfc3339(text: &[u8]) -> Option<i64> {
+    let digits = |range: std::ops::Range<usize>| -> Option<i64> {
+        let part = text.get(range)?;
+        part.iter()
+            .all(u8::is_ascii_digit)
+            .then(|| part.iter().fold(0i64, |n, &d| n * 10 + i64::from(d - b'0')))
+    };
+    let separator = |at: usize, allowed: &[u8]| text.get(at).is_some_and(|b| allowed.contains(b));
+    let separators = [(4, b"-"), (7, b"-"), (13, b":"), (16, b":")];
+    if !(separators.iter().all(|&(at, byte)| separator(at, byte)) && separator(10, b"Tt")) {
+        return None;
+    }
+    let (year, month, day) = (digits(0..4)?, digits(5..7)?, digits(8..10)?);
+    let (hour, minute, second) = (digits(11..13)?, digits(14..16)?, digits(17..19)?);
+    let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+    let month_days = match month {
+        2 if leap => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        1..=12 => 31,
+        _ => return None,
+    };
+    if !(1..=month_days).contains(&day) || hour > 23 || minute > 59 || second > 59 {
+        return None;
+    }
+    let mut at = 19;
+    let mut millis = 0;
+    if text.get(at) == Some(&b'.') {
+        let fraction_len = text[at + 1..]
+            .iter()
+            .take_while(|b| b.is_ascii_digit())
+            .count();
+        if !(1..=9).contains(&fraction_len) {
+            return None;
+        }
+        let fraction = &text[at + 1..at + 1 + fraction_len];
+        millis = fraction
+            .iter()
+            .chain(b"000")
+            .take(3)
+            .fold(0, |n, &d| n * 10 + i64::from(d - b'0'));
+        at += 1 + fraction_len;
+    }
+    let offset_seconds = match text.get(at..)? {
+        b"Z" | b"z" => 0,
+        [sign @ (b'+' | b'-'), _, _, b':', _, _] => {
+            let (hours, minutes) = (digits(at + 1..at + 3)?, digits(at + 4..at + 6)?);
+            if hours > 23 || minutes > 59 {
+                return None;
+            }
+            let offset = hours * 3600 + minutes * 60;
+            if *sign == b'-' {
+                -offset
+            } else {
+                offset
+            }
+        }
+        _ => return None,
+    };
+    let days = days_from_civil(year, month, day);
+    let seconds = days * 86_400 + hour * 3600 + minute * 60 + second - offset_seconds;
+    Some(seconds * 1_000_000 + millis * 1000 - crate::api::render::POSTGRES_EPOCH_UNIX_MICROS)
+}
+
+/// (year, month, day) to days since 1970-01-01, proleptic Gregorian (Howard
+/// Hinnant's `days_from_civil`, the inverse of `render::civil_from_days`).
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let year = if month <= 2 { year - 1 } else { year };
+    let era = year.div_euclid(400);
+    let year_of_era = year - era * 400;
+    let shifted_month = (month + 9) % 12;
+    let day_of_year = (153 * shifted_month + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    era * 146_097 + day_of_era - 719_468
 }
 
 #[cfg(test)]
@@ -387,5 +535,96 @@ mod tests {
             let _ = parse_uuid(input);
             let _ = decimal_product_ref(input);
         });
+    }
+
+    fn rfc3339_text(text: &str) -> Option<String> {
+        parse_rfc3339(text.as_bytes()).map(|micros| {
+            let mut out = Vec::new();
+            crate::api::render::write_timestamp(&mut out, micros);
+            String::from_utf8(out).unwrap()
+        })
+    }
+
+    #[test]
+    fn rfc3339_times_read_back_as_written() {
+        let table = [
+            ("2026-12-01T10:00:00Z", "2026-12-01T10:00:00.000Z"),
+            ("2026-12-01t10:00:00z", "2026-12-01T10:00:00.000Z"),
+            ("2026-12-01T10:00:00.1Z", "2026-12-01T10:00:00.100Z"),
+            ("2026-12-01T10:00:00.123456789Z", "2026-12-01T10:00:00.123Z"),
+            ("2026-12-01T11:30:00.250+01:30", "2026-12-01T10:00:00.250Z"),
+            ("2026-12-01T00:00:00-02:00", "2026-12-01T02:00:00.000Z"),
+            ("2024-02-29T23:59:59Z", "2024-02-29T23:59:59.000Z"),
+            ("2000-01-01T00:00:00Z", "2000-01-01T00:00:00.000Z"),
+            ("1999-12-31T23:59:59.999Z", "1999-12-31T23:59:59.999Z"),
+            ("0001-01-01T00:00:00Z", "0001-01-01T00:00:00.000Z"),
+            ("9999-12-31T23:59:59Z", "9999-12-31T23:59:59.000Z"),
+        ];
+        for (input, expected) in table {
+            assert_eq!(rfc3339_text(input).as_deref(), Some(expected), "{input}");
+        }
+    }
+
+    #[test]
+    fn not_rfc3339_times_are_refused() {
+        for input in [
+            "",
+            "now",
+            "infinity",
+            "epoch",
+            "2026-12-01",
+            "2026-12-01T10:00:00",
+            "2026-12-01 10:00:00Z",
+            "2026-12-01T10:00Z",
+            "2026-13-01T10:00:00Z",
+            "2026-00-01T10:00:00Z",
+            "2025-02-29T10:00:00Z",
+            "2026-04-31T10:00:00Z",
+            "2026-12-01T24:00:00Z",
+            "2026-12-01T10:60:00Z",
+            "2026-12-01T10:00:60Z",
+            "2026-12-01T10:00:00.Z",
+            "2026-12-01T10:00:00.1234567890Z",
+            "2026-12-01T10:00:00+0100",
+            "2026-12-01T10:00:00+24:00",
+            "2026-12-01T10:00:00+01:60",
+            "2026-12-01T10:00:00ZZ",
+            "+2026-12-01T10:00:00Z",
+            "2026-1a-01T10:00:00Z",
+            "２026-12-01T10:00:00Z",
+        ] {
+            assert_eq!(parse_rfc3339(input.as_bytes()), None, "{input:?}");
+        }
+    }
+
+    #[test]
+    fn days_from_civil_inverts_civil_from_days() {
+        for days in (-800_000..800_000).step_by(37) {
+            let (y, m, d) = crate::api::render::civil_from_days(days);
+            assert_eq!(days_from_civil(y, m, d), days, "{y}-{m}-{d}");
+        }
+    }
+
+    #[test]
+    fn customer_ids_in_queries_are_percent_decoded() {
+        let mut scratch = String::new();
+        let mut decode = |value: &str| {
+            customer_id_query_value(value.as_bytes(), &mut scratch)
+                .map(str::to_string)
+                .map_err(|Invalid(message)| message)
+        };
+        assert_eq!(decode("alice"), Ok("alice".to_string()));
+        assert_eq!(decode("a%20b+c"), Ok("a b+c".to_string()));
+        assert_eq!(decode("%C3%A9%c3%a9"), Ok("éé".to_string()));
+        assert_eq!(decode(&"c".repeat(50)), Ok("c".repeat(50)));
+        assert_eq!(decode(&"%C3%A9".repeat(50)), Ok("é".repeat(50)));
+        assert_eq!(decode(&"c".repeat(51)), Err(MSG_CUSTOMER_FORMAT));
+        assert_eq!(decode(&"%F0%9F%98%80".repeat(51)), Err(MSG_CUSTOMER_FORMAT));
+        assert_eq!(decode(""), Err(MSG_CUSTOMER_FORMAT));
+        assert_eq!(decode("%"), Err(MSG_CUSTOMER_QUERY_ESCAPE));
+        assert_eq!(decode("%4"), Err(MSG_CUSTOMER_QUERY_ESCAPE));
+        assert_eq!(decode("%zz"), Err(MSG_CUSTOMER_QUERY_ESCAPE));
+        assert_eq!(decode("%FF"), Err(MSG_CUSTOMER_FORMAT));
+        assert_eq!(decode("a%00b"), Err(MSG_CUSTOMER_NUL));
     }
 }

@@ -28,6 +28,8 @@ pub enum Method {
     /// GET without the body in the answer (RFC 9110 §9.3.2).
     Head,
     Post,
+    Patch,
+    Delete,
     Other,
 }
 
@@ -40,6 +42,8 @@ pub struct Head {
     /// `Expect: 100-continue` on an HTTP/1.1 request; HTTP/1.0 clients do not
     /// know 100 and RFC 9110 §10.1.1 says to ignore it from them.
     pub expects_continue: bool,
+    /// The `Authorization` field's value, as a byte range of the input.
+    pub authorization: Option<Range<usize>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -264,9 +268,14 @@ fn parse_head(input: &[u8]) -> Result<Option<(Head, usize, Framing)>, HttpError>
             "GET" => Method::Get,
             "HEAD" => Method::Head,
             "POST" => Method::Post,
+            "PATCH" => Method::Patch,
+            "DELETE" => Method::Delete,
             _ => Method::Other,
         },
         path: subslice_range(input, path.as_bytes()),
+        authorization: fields
+            .authorization
+            .map(|value| subslice_range(input, value)),
         keep_alive: if is_http_11 {
             !fields.connection_close
         } else {
@@ -326,6 +335,7 @@ struct HeaderFields<'b> {
     content_length_digits: Option<&'b [u8]>,
     transfer_encodings: usize,
     transfer_encoding_other: bool,
+    authorization: Option<&'b [u8]>,
 }
 
 impl<'b> HeaderFields<'b> {
@@ -346,6 +356,12 @@ impl<'b> HeaderFields<'b> {
                 }
             } else if name.eq_ignore_ascii_case("expect") {
                 fields.expects_continue |= value.eq_ignore_ascii_case(b"100-continue");
+            } else if name.eq_ignore_ascii_case("authorization") {
+                // Two credentials: which one counts is the kind of
+                // ambiguity two parsers disagree on.
+                if fields.authorization.replace(value).is_some() {
+                    return Err(HttpError::BadRequest("repeated Authorization field"));
+                }
             }
         }
         Ok(fields)
@@ -548,7 +564,22 @@ mod tests {
             path,
             keep_alive,
             expects_continue: false,
+            authorization: None,
         }
+    }
+
+    #[test]
+    fn authorization_is_kept_once() {
+        let input = b"PATCH /admin/products/1 HTTP/1.1\r\nAuthorization: Bearer abc \r\n\r\n";
+        let request = complete(input);
+        assert_eq!(request.head.method, Method::Patch);
+        let range = request.head.authorization.unwrap();
+        assert_eq!(&input[range], b"Bearer abc");
+        let twice = b"GET / HTTP/1.1\r\nAuthorization: a\r\nauthorization: b\r\n\r\n";
+        assert_eq!(
+            parse(twice),
+            Err(HttpError::BadRequest("repeated Authorization field"))
+        );
     }
 
     const GET: &[u8] = b"GET /products/1 HTTP/1.1\r\nHost: api\r\nUser-Agent: t\r\n\r\n";

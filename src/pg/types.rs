@@ -66,6 +66,8 @@ pub enum Param<'a> {
     Int2(i16),
     Int4(i32),
     Int8(i64),
+    /// A `timestamptz`: microseconds since 2000-01-01T00:00:00Z.
+    Timestamp(i64),
     Text(&'a str),
     Uuid(&'a [u8; 16]),
     Int2Array(&'a [i16]),
@@ -90,6 +92,7 @@ impl Param<'_> {
             Param::Int2(_) => type_oid == oid::INT2,
             Param::Int4(_) => type_oid == oid::INT4,
             Param::Int8(_) => type_oid == oid::INT8,
+            Param::Timestamp(_) => type_oid == oid::TIMESTAMPTZ,
             Param::Text(_) => matches!(type_oid, oid::TEXT | oid::VARCHAR),
             Param::Uuid(_) => type_oid == oid::UUID,
             Param::Int2Array(_) => type_oid == oid::INT2_ARRAY,
@@ -106,7 +109,7 @@ impl Param<'_> {
             Param::Bool(v) => buf.put_u8(v as u8),
             Param::Int2(v) => buf.put_i16(v),
             Param::Int4(v) => buf.put_i32(v),
-            Param::Int8(v) => buf.put_i64(v),
+            Param::Int8(v) | Param::Timestamp(v) => buf.put_i64(v),
             Param::Text(v) => buf.put_slice(v.as_bytes()),
             Param::Uuid(v) => buf.put_slice(v),
             Param::Int2Array(v) => encode_array(buf, oid::INT2, v, |b, x| {

@@ -115,6 +115,7 @@ pub enum ReadOutcome {
 pub struct Incoming<'a> {
     pub method: Method,
     pub target: &'a [u8],
+    pub authorization: Option<&'a [u8]>,
     pub body: &'a [u8],
     pub framing: Framing,
     /// Input bytes the request occupies (head, body, chunked framing).
@@ -336,6 +337,7 @@ impl Client {
                 Next::Request(Incoming {
                     method: request.head.method,
                     target: &self.input[request.head.path.clone()],
+                    authorization: request.head.authorization.map(|r| &self.input[r]),
                     body,
                     framing: Framing {
                         keep_alive: request.head.keep_alive,

@@ -144,6 +144,7 @@ impl Server {
             app: App::new(
                 settings.order_batches_in_flight.min(settings.pool_size),
                 settings.pool_size,
+                settings.admin_token.as_deref(),
             ),
             clients: Clients::default(),
             read_chunk: vec![0; config::READ_CHUNK_BYTES],
@@ -421,6 +422,7 @@ impl Server {
                 id,
                 method: incoming.method,
                 target: incoming.target,
+                authorization: incoming.authorization,
                 body: incoming.body,
             };
             let (route, handled) = self.app.on_request(&request, &mut self.pool, now);

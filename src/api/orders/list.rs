@@ -1,11 +1,18 @@
 //! `GET /orders?product_id=N`: a product's last orders, most recent first
 //! (`seq`, never `created_at`: many orders share a timestamp), at most
 //! `ORDERS_LISTED_MAX`; 404 for an unknown product.
+//!
+//! `GET /orders?customer_id=X[&product_id=N]`: a customer's last orders
+//! (of one product, with `product_id`), the same way; a customer without
+//! orders, or a product without any of theirs, is an empty list.
 
 use crate::api::render::{self, Malformed};
 use crate::api::routes::Query;
 use crate::api::statements::id_of;
-use crate::api::validate::{parse_product_id_query, Invalid, ProductRef};
+use crate::api::validate::{
+    customer_id_query_value, decimal_product_ref, parse_product_id_query, query_params, Invalid,
+    ProductRef, MSG_CUSTOMER_QUERY_DUPLICATE, MSG_PRODUCT_QUERY_DUPLICATE, MSG_PRODUCT_TYPE,
+};
 use crate::api::{malformed, Db, Refusal, PRODUCT_NOT_FOUND};
 use crate::config::ORDERS_LISTED_MAX;
 use crate::const_text::Part;
@@ -42,12 +49,119 @@ pub const LIST_ORDERS: Statement = Statement {
 };
 const LIST_ORDERS_ID: StatementId = id_of(&LIST_ORDERS);
 
-/// The query string (the part after `?`).
-pub fn parse(query: &[u8]) -> Result<Query, Refusal> {
-    match parse_product_id_query(query).map_err(Invalid::refusal)? {
-        ProductRef::Id(id) => Ok(Query::ListOrders(id)),
-        ProductRef::Unknown => Err(PRODUCT_NOT_FOUND),
+/// A customer's orders; `$2` NULL for all products. The first column is
+/// the customer id as asked, so an empty list still has one row.
+pub const LIST_CUSTOMER_ORDERS: Statement = Statement {
+    name: "list_customer_orders",
+    sql: crate::const_text!(
+        Part::Str(
+            "SELECT $1::text AS asked, o.id, o.product_id, o.customer_id, o.quantity, \
+               o.total_price, o.status, o.created_at \
+             FROM (SELECT) one LEFT JOIN LATERAL \
+               (SELECT * FROM orders WHERE customer_id = $1 \
+                  AND ($2::integer IS NULL OR product_id = $2) ORDER BY seq DESC LIMIT "
+        ),
+        Part::Int(ORDERS_LISTED_MAX),
+        Part::Str(") o ON true ORDER BY o.seq DESC"),
+    ),
+    param_types: &[oid::TEXT, oid::INT4],
+    column_names: &CUSTOMER_NAMES,
+    column_types: &CUSTOMER_TYPES,
+    writes: false,
+};
+const LIST_CUSTOMER_ORDERS_ID: StatementId = id_of(&LIST_CUSTOMER_ORDERS);
+
+crate::result_row! {
+    /// One entry of a customer's order list.
+    pub struct CustomerOrderRow<'a> {
+        id: [u8; 16],
+        product_id: i32,
+        customer_id: &'a str,
+        quantity: i32,
+        total_price: i32,
+        status: &'a str,
+        created_at: Timestamp,
     }
+}
+const CUSTOMER_NAMES: [&str; 1 + CustomerOrderRow::COLUMN_NAMES.len()] =
+    crate::pg::columns::concat(&["asked"], CustomerOrderRow::COLUMN_NAMES);
+const CUSTOMER_TYPES: [u32; 1 + CustomerOrderRow::COLUMN_TYPES.len()] =
+    crate::pg::columns::concat(&[oid::TEXT], CustomerOrderRow::COLUMN_TYPES);
+
+/// The query string (the part after `?`): with `customer_id`, a customer's
+/// orders (`customer_id` decoded into `scratch`); else a product's.
+pub fn parse<'s>(query: &[u8], scratch: &'s mut String) -> Result<(Query, &'s str), Refusal> {
+    let mut customer = None;
+    let mut product = None;
+    for (name, value) in query_params(query) {
+        if name == b"customer_id" && customer.replace(value).is_some() {
+            return Err(Invalid(MSG_CUSTOMER_QUERY_DUPLICATE).refusal());
+        }
+        if name == b"product_id" && product.replace(value).is_some() {
+            return Err(Invalid(MSG_PRODUCT_QUERY_DUPLICATE).refusal());
+        }
+    }
+    let Some(customer) = customer else {
+        return match parse_product_id_query(query).map_err(Invalid::refusal)? {
+            ProductRef::Id(id) => Ok((Query::ListOrders(id), "")),
+            ProductRef::Unknown => Err(PRODUCT_NOT_FOUND),
+        };
+    };
+    let customer_id = customer_id_query_value(customer, scratch).map_err(Invalid::refusal)?;
+    let product_id = match product.map(decimal_product_ref) {
+        None => None,
+        Some(Some(ProductRef::Id(id))) => Some(id),
+        // No product has this id, so none of the customer's orders either.
+        Some(Some(ProductRef::Unknown)) => Some(0),
+        Some(None) => return Err(Invalid(MSG_PRODUCT_TYPE).refusal()),
+    };
+    Ok((Query::ListCustomerOrders { product_id }, customer_id))
+}
+
+pub fn submit_customer(
+    db: &mut Db<'_>,
+    customer_id: &str,
+    product_id: Option<i32>,
+) -> Result<(), Refused> {
+    let product = product_id.map_or(Param::Null, Param::Int4);
+    db.submit(
+        LIST_CUSTOMER_ORDERS_ID,
+        &[Param::Text(customer_id), product],
+    )
+}
+
+pub fn answer_customer(rows: Rows<'_>, body: &mut Vec<u8>) -> Result<u16, Refusal> {
+    write_customer_list(body, rows).map_err(malformed)?;
+    Ok(200)
+}
+
+/// `{"customer_id":X,"orders":[…]}`.
+fn write_customer_list(out: &mut Vec<u8>, rows: Rows<'_>) -> Result<(), Malformed> {
+    let first = rows.first().ok_or(Malformed)?;
+    let asked = first.columns().next_as::<&str>().ok_or(Malformed)?;
+    render::text(out, b"{\"customer_id\":", asked);
+    out.extend_from_slice(b",\"orders\":[");
+    let mut separator = false;
+    for row in rows.iter().filter(|r| r.raw(1).is_some()) {
+        let mut columns = row.columns();
+        columns.next();
+        let entry = CustomerOrderRow::from_columns(&mut columns).ok_or(Malformed)?;
+        if separator {
+            out.push(b',');
+        }
+        separator = true;
+        render::uuid(out, b"{\"order_id\":", &entry.id);
+        render::uuid(out, b",\"id\":", &entry.id);
+        render::int(out, b",\"product_id\":", entry.product_id);
+        render::text(out, b",\"customer_id\":", entry.customer_id);
+        render::int(out, b",\"quantity\":", entry.quantity);
+        render::int(out, b",\"total_price\":", entry.total_price);
+        render::text(out, b",\"status\":", entry.status);
+        render::timestamp(out, b",\"created_at\":", entry.created_at);
+        out.push(b'}');
+    }
+    out.extend_from_slice(b"]}");
+    Ok(())
 }
 
 pub fn submit(db: &mut Db<'_>, product_id: i32) -> Result<(), Refused> {
