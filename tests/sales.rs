@@ -177,13 +177,13 @@ fn product_sale_shows_window_limit_and_status_by_the_database_clock() {
         &s,
         PRICE,
         10,
-        "starts_at = '2999-01-02 03:04:05.678+00', ends_at = '2999-01-02 05:00:00+02', \
+        "starts_at = '2999-01-02 03:04:05.678+00', ends_at = '2999-01-02 07:00:00+02', \
          per_customer_limit = 7",
     );
     let want = Sale {
         status: "upcoming",
         starts_at: Some("2999-01-02T03:04:05.678Z".to_owned()),
-        ends_at: Some("2999-01-02T03:00:00.000Z".to_owned()),
+        ends_at: Some("2999-01-02T05:00:00.000Z".to_owned()),
         per_customer_limit: Some(7),
     };
     assert_product(&s, &product_view(&mut c, upcoming), upcoming, &want);
@@ -1322,6 +1322,13 @@ fn customer_orders_without_customer_id_or_product_id_is_422() {
         "/orders?customer_id=".to_owned(),
         format!("/orders?customer_id={too_long}"),
         format!("/orders?customer_id={}", "%C3%A9".repeat(51)),
+        // Malformed escapes, and bytes that are not UTF-8 once decoded.
+        "/orders?customer_id=%".to_owned(),
+        "/orders?customer_id=a%zz".to_owned(),
+        "/orders?customer_id=a%4".to_owned(),
+        "/orders?customer_id=%FF".to_owned(),
+        "/orders?customer_id=a%00b".to_owned(),
+        "/orders?customer_id=a&customer_id=b".to_owned(),
     ] {
         let response = c.get(&path);
         assert_eq!(response.status, 422, "GET {path}:\n{response}");
