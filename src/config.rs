@@ -151,6 +151,30 @@ pub const SOLD_OUT_HINTS: usize = 64;
 /// `PG_ORDER_BATCH_MAX` orders are in the process by then).
 pub const ORDER_BATCHES_MAX: usize = 16;
 
+// ---- The per-customer rate limit ----------------------------------------------
+
+/// Customers the rate limit remembers (`api::rate_limit`): a table of this
+/// many slots allocated at start, never grown. A slot is a 64-bit hash and
+/// the instant its bucket is full again, 16 bytes, so the table costs
+/// 16384 x 16 B = 256 KiB when the limit is on and nothing when it is off.
+/// A power of two, so a hash picks its slot with a mask.
+pub const RATE_LIMIT_CUSTOMERS_MAX: usize = 16 * 1024;
+pub const RATE_LIMIT_SLOT_BYTES: usize = 16;
+pub const RATE_LIMIT_TABLE_BYTES: usize = RATE_LIMIT_CUSTOMERS_MAX * RATE_LIMIT_SLOT_BYTES;
+/// A customer's slot is one of this many after the one its hash points at
+/// (two cache lines). A new customer who finds them all taken reuses one
+/// whose bucket is full again (the same as absent), or else evicts the one
+/// with the most tokens.
+pub const RATE_LIMIT_PROBE_SLOTS: usize = 8;
+/// `ORDER_RATE_PER_CUSTOMER`, tokens a second, in millionths (the setting
+/// takes at most six decimals): 0.001 (one order per ~17 minutes) to 1000.
+/// Outside that range the limit is meaningless or off in all but name.
+pub const RATE_PER_SECOND_MILLIONTHS_MIN: u64 = 1_000;
+pub const RATE_PER_SECOND_MILLIONTHS_MAX: u64 = 1_000_000_000;
+pub const RATE_DECIMALS_MAX: usize = 6;
+/// `ORDER_BURST`: tokens a customer's bucket holds.
+pub const RATE_BURST_MAX: u32 = 1000;
+
 // ---- Postgres -------------------------------------------------------------
 
 /// Connections per process (overridable by `DB_POOL_SIZE`).
@@ -218,11 +242,12 @@ pub const PG_RECONNECT_LOG_EVERY: u32 = 10;
 //   database connections 3 (DB_POOL_SIZE) x PG_READ_BUF_BYTES_MAX  3.0 MiB
 //                        (+ write buffers and the wait queue of
 //                        small encoded requests, well under 1 MiB)
+//   rate limit table     RATE_LIMIT_TABLE_BYTES, when on            0.25 MiB
 //   everything else      binary, stack, allocator, order batches:
 //                        an idle instance's RSS (perf/RESULTS.md)   ~2 MiB
 //                                                          total  ~24 MiB
 //
-// `MEMORY_WORST_CASE_BYTES` adds up the first three; it is checked against
+// `MEMORY_WORST_CASE_BYTES` adds up the first four; it is checked against
 // the limit less an allowance for the rest.
 
 /// The order JSON rendered with the longest customer id fully escaped
@@ -241,7 +266,8 @@ pub const MEMORY_WORST_CASE_BYTES: usize = HTTP_CONNECTIONS_MAX
         + HTTP_UNSAFE_ANSWER_BYTES_MAX
         + HTTP_ERROR_ANSWER_BYTES_MAX)
     + HTTP_SHARED_BUFFER_BYTES
-    + PG_POOL_SIZE_DEFAULT * PG_READ_BUF_BYTES_MAX;
+    + PG_POOL_SIZE_DEFAULT * PG_READ_BUF_BYTES_MAX
+    + RATE_LIMIT_TABLE_BYTES;
 
 // ---- How the limits relate (checked at compile time) ------------------------
 
@@ -281,13 +307,26 @@ const _: () = {
     assert!(PG_STATEMENT_TIMEOUT.as_nanos() < PG_CANCEL_AFTER.as_nanos());
     assert!(PG_CANCEL_AFTER.as_nanos() < PG_REQUEST_TIMEOUT.as_nanos());
     assert!(PG_RESOLVE_AGAIN_AFTER_FAILURES >= 1 && PG_RECONNECT_LOG_EVERY >= 1);
+    assert!(RATE_LIMIT_CUSTOMERS_MAX.is_power_of_two());
+    assert!(RATE_LIMIT_PROBE_SLOTS >= 1 && RATE_LIMIT_PROBE_SLOTS <= RATE_LIMIT_CUSTOMERS_MAX);
+    assert!(0 < RATE_PER_SECOND_MILLIONTHS_MIN);
+    assert!(RATE_PER_SECOND_MILLIONTHS_MIN <= RATE_PER_SECOND_MILLIONTHS_MAX);
+    assert!(RATE_BURST_MAX >= 1);
+    assert!(10u64.pow(RATE_DECIMALS_MAX as u32) == MILLION);
+    // A full bucket's worth of time (burst x the slowest refill) counts in
+    // nanoseconds without overflow, and a Retry-After in seconds fits a u32.
+    assert!(
+        (RATE_BURST_MAX as u64) * (NANOS_PER_SECOND * MILLION / RATE_PER_SECOND_MILLIONTHS_MIN)
+            < 1 << 62
+    );
+    assert!((RATE_BURST_MAX as u64) * MILLION / RATE_PER_SECOND_MILLIONTHS_MIN < u32::MAX as u64);
 };
 
 // ---- Runtime settings -------------------------------------------------------
 
 /// What the environment configures: `PORT`, `DATABASE_URL`, `DB_POOL_SIZE`,
-/// `ORDER_BATCHES_IN_FLIGHT`, `ADMIN_TOKEN`. Its `Debug` leaves out the
-/// database password and the token.
+/// `ORDER_BATCHES_IN_FLIGHT`, `ORDER_RATE_PER_CUSTOMER` with `ORDER_BURST`,
+/// `ADMIN_TOKEN`. Its `Debug` leaves out the database password and the token.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Settings {
     pub port: u16,
@@ -296,6 +335,86 @@ pub struct Settings {
     pub order_batches_in_flight: usize,
     /// Unset: no administration (its paths are 404).
     pub admin_token: Option<String>,
+    /// `None`: no per-customer limit (the default).
+    pub customer_rate_limit: Option<RateLimit>,
+}
+
+const NANOS_PER_SECOND: u64 = 1_000_000_000;
+const MILLION: u64 = 1_000_000;
+
+/// The per-customer limit on orders (and every other customer-keyed
+/// write): a token bucket of `burst` tokens per customer, refilled at
+/// `ORDER_RATE_PER_CUSTOMER` tokens a second; each order takes one.
+///
+/// Set by `ORDER_RATE_PER_CUSTOMER` (a decimal, 0.001 to 1000, at most six
+/// decimals: `2`, `0.5`) and `ORDER_BURST` (an integer, 1 to 1000)
+/// together. Neither set: no limit. Only one set is refused rather than
+/// completed with a default: the burst is the number of orders a customer
+/// may place at once, a choice as visible to buyers as the rate, so the
+/// operator makes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    /// Tokens a second, in millionths.
+    pub per_second_millionths: u64,
+    pub burst: u32,
+}
+
+impl RateLimit {
+    /// Time to earn one token back (never zero: the rate is bounded).
+    pub fn token_interval(&self) -> Duration {
+        Duration::from_nanos(NANOS_PER_SECOND * MILLION / self.per_second_millionths)
+    }
+
+    /// Tokens a second, for the start event.
+    pub fn per_second(&self) -> f64 {
+        self.per_second_millionths as f64 / MILLION as f64
+    }
+
+    fn from_lookup(get: &impl Fn(&str) -> Option<String>) -> Result<Option<RateLimit>, String> {
+        const RATE: &str = "ORDER_RATE_PER_CUSTOMER";
+        const BURST: &str = "ORDER_BURST";
+        let (rate, burst) = match (get(RATE), get(BURST)) {
+            (None, None) => return Ok(None),
+            (Some(rate), Some(burst)) => (rate, burst),
+            (Some(_), None) => return Err(format!("{RATE} is set without {BURST}: set both")),
+            (None, Some(_)) => return Err(format!("{BURST} is set without {RATE}: set both")),
+        };
+        let per_second_millionths = parse_millionths(&rate)
+            .filter(|m| {
+                (RATE_PER_SECOND_MILLIONTHS_MIN..=RATE_PER_SECOND_MILLIONTHS_MAX).contains(m)
+            })
+            .ok_or(format!(
+                "{RATE}={rate:?} must be a decimal number from 0.001 to 1000 \
+                 (orders a second per customer, at most {RATE_DECIMALS_MAX} decimals)"
+            ))?;
+        let burst = burst
+            .parse()
+            .ok()
+            .filter(|b| (1..=RATE_BURST_MAX).contains(b))
+            .ok_or(format!("{BURST}={burst:?} must be 1..={RATE_BURST_MAX}"))?;
+        Ok(Some(RateLimit {
+            per_second_millionths,
+            burst,
+        }))
+    }
+}
+
+/// `digits[.digits]` with at most `RATE_DECIMALS_MAX` decimals, in
+/// millionths; no sign, exponent, spaces or words (`inf`, `NaN`), which a
+/// float parser would take.
+fn parse_millionths(text: &str) -> Option<u64> {
+    let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
+    let is_digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if !is_digits(whole) || (text.contains('.') && !is_digits(fraction)) {
+        return None;
+    }
+    if fraction.len() > RATE_DECIMALS_MAX {
+        return None;
+    }
+    let whole: u64 = whole.parse().ok()?;
+    let padded = fraction.parse::<u64>().unwrap_or(0)
+        * 10u64.pow((RATE_DECIMALS_MAX - fraction.len()) as u32);
+    whole.checked_mul(MILLION)?.checked_add(padded)
 }
 
 /// An `ADMIN_TOKEN` shorter than this is refused at start: it guards every
@@ -313,6 +432,7 @@ impl std::fmt::Debug for Settings {
             .field("pool_size", &self.pool_size)
             .field("order_batches_in_flight", &self.order_batches_in_flight)
             .field("admin", &self.admin_token.is_some())
+            .field("customer_rate_limit", &self.customer_rate_limit)
             .finish()
     }
 }
@@ -348,6 +468,7 @@ impl Settings {
             ORDER_BATCHES_IN_FLIGHT_DEFAULT,
             ORDER_BATCHES_IN_FLIGHT_MAX,
         )?;
+        let customer_rate_limit = RateLimit::from_lookup(&get)?;
         let database_url = get("DATABASE_URL").unwrap_or_else(|| DATABASE_URL_DEFAULT.to_string());
         let admin_token = match get("ADMIN_TOKEN") {
             None => None,
@@ -370,6 +491,7 @@ impl Settings {
             pool_size,
             order_batches_in_flight,
             admin_token,
+            customer_rate_limit,
         })
     }
 }
@@ -407,6 +529,7 @@ mod tests {
                 pool_size: 2,
                 order_batches_in_flight: ORDER_BATCHES_IN_FLIGHT_DEFAULT,
                 admin_token: None,
+                customer_rate_limit: None,
             }
         );
         let admin = settings(&[("ADMIN_TOKEN", "0123456789abcdef")]).unwrap();
@@ -419,16 +542,75 @@ mod tests {
     }
 
     #[test]
-    fn rejects_nonsense() {
-        for vars in [
-            [("PORT", "0")],
-            [("PORT", "http")],
-            [("DB_POOL_SIZE", "0")],
-            [("DB_POOL_SIZE", "1000")],
-            [("ORDER_BATCHES_IN_FLIGHT", "0")],
-            [("ORDER_BATCHES_IN_FLIGHT", "99")],
+    fn the_rate_limit_takes_both_settings_or_neither() {
+        let limit = |rate: &str, burst: &str| {
+            settings(&[("ORDER_RATE_PER_CUSTOMER", rate), ("ORDER_BURST", burst)])
+                .map(|s| s.customer_rate_limit.unwrap())
+        };
+        assert_eq!(
+            limit("2", "3"),
+            Ok(RateLimit {
+                per_second_millionths: 2_000_000,
+                burst: 3
+            })
+        );
+        let half = limit("0.5", "1").unwrap();
+        assert_eq!(half.token_interval(), Duration::from_secs(2));
+        assert_eq!(half.per_second(), 0.5);
+        assert_eq!(
+            limit("3", "1").unwrap().token_interval().as_nanos(),
+            333_333_333
+        );
+        assert_eq!(limit("0.001", "1000").unwrap().burst, 1000);
+        assert_eq!(settings(&[]).unwrap().customer_rate_limit, None);
+        for only_one in [[("ORDER_RATE_PER_CUSTOMER", "1")], [("ORDER_BURST", "3")]] {
+            let refused = settings(&only_one).unwrap_err();
+            assert!(refused.contains("set both"), "{refused}");
+        }
+    }
+
+    #[test]
+    fn a_rate_is_a_plain_decimal() {
+        for (text, millionths) in [
+            ("2", Some(2_000_000)),
+            ("0.5", Some(500_000)),
+            ("007.25", Some(7_250_000)),
+            ("1000.000000", Some(1_000_000_000)),
+            ("0.000001", Some(1)),
+            ("0.0000001", None),
+            ("-1", None),
+            ("+1", None),
+            ("1e3", None),
+            ("inf", None),
+            ("NaN", None),
+            (".5", None),
+            ("5.", None),
+            (" 1", None),
+            ("1.2.3", None),
+            ("", None),
+            ("99999999999999999999", None),
         ] {
-            assert!(settings(&vars).is_err(), "{vars:?}");
+            assert_eq!(parse_millionths(text), millionths, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn a_bad_rate_limit_names_its_variable() {
+        for (rate, burst, named) in [
+            ("0", "3", "ORDER_RATE_PER_CUSTOMER"),
+            ("0.0009", "3", "ORDER_RATE_PER_CUSTOMER"),
+            ("1000.000001", "3", "ORDER_RATE_PER_CUSTOMER"),
+            ("-1", "3", "ORDER_RATE_PER_CUSTOMER"),
+            ("fast", "3", "ORDER_RATE_PER_CUSTOMER"),
+            ("1", "0", "ORDER_BURST"),
+            ("1", "-1", "ORDER_BURST"),
+            ("1", "1.5", "ORDER_BURST"),
+            ("1", "1001", "ORDER_BURST"),
+            ("1", "many", "ORDER_BURST"),
+        ] {
+            let vars = [("ORDER_RATE_PER_CUSTOMER", rate), ("ORDER_BURST", burst)];
+            let refused = settings(&vars).unwrap_err();
+            assert!(refused.starts_with(named), "{vars:?}: {refused}");
         }
     }
 

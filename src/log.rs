@@ -19,7 +19,11 @@ use crate::json;
 pub enum Value<'a> {
     Str(&'a str),
     Int(i64),
+    /// Written as a JSON number; `null` if not finite.
+    Float(f64),
     Bool(bool),
+    /// A setting that is off.
+    Null,
 }
 
 /// Writes one event line to stderr.
@@ -56,6 +60,11 @@ pub fn render(out: &mut Vec<u8>, micros_since_2000: i64, name: &str, fields: &[(
             Value::Int(number) => {
                 out.extend_from_slice(itoa::Buffer::new().format(*number).as_bytes())
             }
+            Value::Float(number) if number.is_finite() => {
+                // `Display` never uses an exponent: always a JSON number.
+                out.extend_from_slice(number.to_string().as_bytes())
+            }
+            Value::Float(_) | Value::Null => out.extend_from_slice(b"null"),
             Value::Bool(flag) => out.extend_from_slice(if *flag { b"true" } else { b"false" }),
         }
     }
@@ -94,5 +103,22 @@ mod tests {
             "{\"ts\":\"2000-01-01T00:00:00.000Z\",\"event\":\"db_connection_lost\",\
              \"slot\":2,\"reason\":\"socket error: \\\"reset\\\"\\n\",\"was_ready\":true}\n"
         );
+        let mut out = Vec::new();
+        render(
+            &mut out,
+            0,
+            "start",
+            &[
+                ("rate", Value::Float(0.5)),
+                ("whole", Value::Float(2.0)),
+                ("tiny", Value::Float(0.001)),
+                ("nan", Value::Float(f64::NAN)),
+                ("off", Value::Null),
+            ],
+        );
+        assert!(String::from_utf8(out).unwrap().ends_with(
+            r#""rate":0.5,"whole":2,"tiny":0.001,"nan":null,"off":null}
+"#
+        ));
     }
 }

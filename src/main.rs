@@ -1,7 +1,7 @@
 //! The flashsale API server. Configuration comes from the environment
-//! (`PORT`, `DATABASE_URL`, `DB_POOL_SIZE`); `--healthcheck` probes a running
-//! instance's `/health` for container health checks (a scratch image has no
-//! curl).
+//! (`PORT`, `DATABASE_URL`, `DB_POOL_SIZE`, ...: `config::Settings`);
+//! `--healthcheck` probes a running instance's `/health` for container
+//! health checks (a scratch image has no curl).
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -73,6 +73,7 @@ fn serve(settings: &Settings) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let limit = settings.customer_rate_limit;
     log::event(
         "start",
         &[
@@ -84,6 +85,14 @@ fn serve(settings: &Settings) -> ExitCode {
                 Value::Int(settings.order_batches_in_flight as i64),
             ),
             ("admin", Value::Bool(settings.admin_token.is_some())),
+            (
+                "order_rate_per_customer",
+                limit.map_or(Value::Null, |l| Value::Float(l.per_second())),
+            ),
+            (
+                "order_burst",
+                limit.map_or(Value::Null, |l| Value::Int(l.burst.into())),
+            ),
         ],
     );
     install_stop_handlers();

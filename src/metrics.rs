@@ -183,6 +183,10 @@ impl OrderRefusals {
 pub struct AppFigures<'a> {
     pub batch_sizes: &'a BatchSizes,
     pub order_refusals: &'a OrderRefusals,
+    /// Customers the per-customer rate limit remembers, and those it
+    /// evicted with tokens spent (both 0 when the limit is off).
+    pub rate_limit_customers: usize,
+    pub rate_limit_evictions: u64,
 }
 
 /// Renders everything in the Prometheus text format (version 0.0.4).
@@ -243,6 +247,18 @@ pub fn render(out: &mut Vec<u8>, http: &HttpMetrics, app: AppFigures<'_>, now: &
         app.batch_sizes,
         &BATCH_SIZE_BUCKETS.map(|b| b as f64),
         1.0,
+    );
+    gauge(
+        out,
+        "flashsale_rate_limit_customers",
+        "Customers in the per-customer rate limit's table.",
+        app.rate_limit_customers as f64,
+    );
+    counter(
+        out,
+        "flashsale_rate_limit_evictions_total",
+        "Customers evicted from the full rate limit table with tokens spent.",
+        app.rate_limit_evictions as f64,
     );
     gauge(
         out,
@@ -428,6 +444,8 @@ mod tests {
         http.record(Route::GetProduct, 200, Duration::from_micros(3_000));
         http.record(Route::PlaceOrder, 201, Duration::from_micros(900));
         http.record(Route::PlaceOrder, 409, Duration::from_micros(700));
+        http.record(Route::PlaceOrder, 429, Duration::ZERO);
+        http.record(Route::PlaceOrder, 429, Duration::ZERO);
         http.record(Route::Other, 418, Duration::from_secs(60));
         let mut batches = BatchSizes::default();
         batches.observe(&BATCH_SIZE_BUCKETS, 3);
@@ -439,6 +457,8 @@ mod tests {
         let app = AppFigures {
             batch_sizes: &batches,
             order_refusals: &refusals,
+            rate_limit_customers: 12,
+            rate_limit_evictions: 3,
         };
         let mut out = Vec::new();
         render(&mut out, &http, app, &Snapshot::default());
@@ -485,6 +505,9 @@ mod tests {
             "2"
         );
         assert_eq!(at(r#"flashsale_orders_total{outcome="sale_ended"}"#), "0");
+        assert_eq!(at(r#"flashsale_orders_total{outcome="rate_limited"}"#), "2");
+        assert_eq!(at("flashsale_rate_limit_customers"), "12");
+        assert_eq!(at("flashsale_rate_limit_evictions_total"), "3");
         assert_eq!(at(r#"flashsale_order_batch_size_bucket{le="4"}"#), "1");
         assert_eq!(at(r#"flashsale_order_batch_size_bucket{le="2"}"#), "0");
         assert_eq!(at("flashsale_order_batch_size_sum"), "3");

@@ -1031,7 +1031,7 @@ fn nginx_refusals_are_json_with_the_apis_statuses() {
         (status, body.as_str()),
         (
             429,
-            r#"{"error":"too many requests in progress from this address"}"#
+            r#"{"error":"too many requests from this address, retry later"}"#
         )
     );
 
@@ -1054,6 +1054,28 @@ fn nginx_refusals_are_json_with_the_apis_statuses() {
         (status, body.as_str()),
         (431, r#"{"error":"request head too large"}"#)
     );
+    // The administration's request rate per address: a burst of 20 passes
+    // (to find both instances full here: 503), then 429; other paths from
+    // the same address are not counted.
+    let admin_client = Ipv4Addr::new(127, 0, 0, 5);
+    let admin = b"GET /admin/products HTTP/1.1\r\nHost: x\r\n\r\n";
+    let statuses: Vec<u16> = (0..30)
+        .map(|_| exchange_from(admin_client, port, admin).0)
+        .collect();
+    let limited = statuses.iter().filter(|&&s| s == 429).count();
+    assert!(
+        (5..=9).contains(&limited) && statuses[..20].iter().all(|&s| s == 503),
+        "{statuses:?}"
+    );
+    let (status, body) = exchange_from(admin_client, port, admin);
+    assert_eq!(
+        (status, body.as_str()),
+        (
+            429,
+            r#"{"error":"too many requests from this address, retry later"}"#
+        )
+    );
+    assert_eq!(exchange_from(admin_client, port, get).0, 503);
     // The instances' metrics are not reachable through the lb (they would
     // not answer here: nginx answers itself).
     let (status, body) = exchange_from(third, port, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");

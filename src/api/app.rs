@@ -6,13 +6,16 @@
 use std::time::Instant;
 
 use crate::api::orders::batch::{self, Batcher};
+use crate::api::rate_limit::CustomerRateLimit;
 use crate::api::routes::{self, Command, Query};
 use crate::api::statements::STATEMENTS;
 use crate::api::{
     admin, answer_of, health, refusal_for, Answer, Db, Handled, Host, Refusal, Request, RequestId,
     DATABASE_ERROR, DATABASE_TIMED_OUT, DATABASE_UNAVAILABLE, NOT_FOUND, OVERLOADED,
 };
-use crate::config::{ANSWER_BODY_BYTES_INITIAL, CUSTOMER_ID_BYTES_MAX, HTTP_CONNECTIONS_MAX};
+use crate::config::{
+    RateLimit, ANSWER_BODY_BYTES_INITIAL, CUSTOMER_ID_BYTES_MAX, HTTP_CONNECTIONS_MAX,
+};
 use crate::log::{self, Value};
 use crate::metrics::{AppFigures, Route};
 use crate::pg::{Pool, Reply, Statement};
@@ -22,6 +25,8 @@ pub struct App {
     admin_token: Option<Box<[u8]>>,
     queries: QueryTable,
     orders: Batcher,
+    /// Checked by every customer-keyed write before it takes anything.
+    customer_rate_limit: CustomerRateLimit,
     /// Decoded request text the routed command borrows (a customer id).
     text: String,
     /// Answers are rendered here, then copied into the client's output.
@@ -40,9 +45,17 @@ impl App {
             admin_token: admin_token.map(|token| token.as_bytes().into()),
             queries: QueryTable::new(),
             orders: Batcher::new(order_batches_in_flight, connections),
+            customer_rate_limit: CustomerRateLimit::off(Instant::now()),
             text: String::with_capacity(CUSTOMER_ID_BYTES_MAX),
             body: Vec::with_capacity(ANSWER_BODY_BYTES_INITIAL),
         }
+    }
+
+    /// Limits each customer's orders to `limit` (`None`: no limit); its
+    /// table is allocated now.
+    pub fn with_customer_rate_limit(mut self, limit: Option<RateLimit>, now: Instant) -> App {
+        self.customer_rate_limit = CustomerRateLimit::new(limit, now);
+        self
     }
 
     /// The statements every database connection prepares for the application.
@@ -72,7 +85,10 @@ impl App {
             Err(refusal) => refused(refusal),
             Ok(Command::Health) => Handled::Answered(health::answer(pool.is_healthy())),
             Ok(Command::Metrics) => Handled::Metrics,
-            Ok(Command::PlaceOrder(order)) => match self.orders.add(request.id, &order) {
+            Ok(Command::PlaceOrder(order)) => match (self.customer_rate_limit)
+                .admit(order.customer_id, now)
+                .and_then(|()| self.orders.add(request.id, &order))
+            {
                 Ok(()) => Handled::Pending,
                 Err(refusal) => refused(refusal),
             },
@@ -91,6 +107,8 @@ impl App {
         AppFigures {
             batch_sizes: self.orders.sizes(),
             order_refusals: self.orders.refusals(),
+            rate_limit_customers: self.customer_rate_limit.customers(),
+            rate_limit_evictions: self.customer_rate_limit.evictions(),
         }
     }
 
@@ -106,6 +124,7 @@ impl App {
     /// Sends what the turn gathered: the orders, in batches.
     pub fn end_of_turn(&mut self, pool: &mut Pool, host: &mut impl Host, now: Instant) {
         self.orders.send(pool, host, now);
+        self.customer_rate_limit.end_of_turn(now);
     }
 
     /// The server stops: whatever never reached the database is answered.

@@ -20,6 +20,7 @@
 //! sales.rs       GET /sales
 //! admin.rs       /admin/...: products, their sales, restocks
 //! health.rs      GET /health
+//! rate_limit.rs  the per-customer rate limit on orders (token buckets, a fixed table)
 //! statements.rs  every statement, prepared once on each database connection
 //! validate.rs    checks shared by the endpoints' inputs
 //! render.rs      JSON field writers shared by the endpoints' answers
@@ -34,6 +35,7 @@ mod app;
 pub mod health;
 pub mod orders;
 pub mod products;
+pub mod rate_limit;
 pub mod render;
 pub mod routes;
 pub mod sales;
