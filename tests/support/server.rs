@@ -36,10 +36,11 @@ const EXIT_POLL: Duration = Duration::from_millis(20);
 const PORT_ATTEMPTS: usize = 5;
 const STDERR_TAIL_LINES: usize = 60;
 /// Variables the server reads; never inherited from the caller.
-const SERVER_ENV: [&str; 5] = [
+const SERVER_ENV: [&str; 6] = [
     "PORT",
     "DATABASE_URL",
     "DB_POOL_SIZE",
+    "ADMIN_TOKEN",
     "ORDER_RATE_PER_CUSTOMER",
     "ORDER_BURST",
 ];
@@ -241,11 +242,17 @@ static NEXT_PRODUCT_ID: AtomicI64 = AtomicI64::new(TEST_PRODUCT_ID_FIRST);
 
 impl Stack {
     pub fn start(servers: usize) -> Stack {
+        Stack::start_with_env(servers, &[])
+    }
+
+    /// Like [`start`](Self::start), every server with `extra_env` on top
+    /// (e.g. `ADMIN_TOKEN`).
+    pub fn start_with_env(servers: usize, extra_env: &[(&str, &str)]) -> Stack {
         let cluster = PgCluster::start(Auth::Scram);
         apply_schema(&cluster);
         let url = api_url(&cluster);
         let servers = (0..servers)
-            .map(|_| ServerProcess::start(&url, &[]))
+            .map(|_| ServerProcess::start(&url, extra_env))
             .collect();
         Stack { servers, cluster }
     }
@@ -317,6 +324,12 @@ static CLEANUP: Once = Once::new();
 /// The stack shared by all tests of this test binary, started on first use
 /// with `servers` servers, and stopped when the process exits.
 pub fn shared_stack(servers: usize) -> Arc<Stack> {
+    shared_stack_with_env(servers, &[])
+}
+
+/// Like [`shared_stack`], its servers started with `extra_env` on top. A
+/// test binary uses one or the other: the first call decides the stack.
+pub fn shared_stack_with_env(servers: usize, extra_env: &[(&str, &str)]) -> Arc<Stack> {
     let mut slot = SHARED.lock().unwrap_or_else(|e| e.into_inner());
     match &*slot {
         Shared::Ready(stack) => return Arc::clone(stack),
@@ -330,7 +343,7 @@ pub fn shared_stack(servers: usize) -> Arc<Stack> {
             libc::atexit(drop_shared_stack);
         }
     });
-    match panic::catch_unwind(|| Stack::start(servers)) {
+    match panic::catch_unwind(|| Stack::start_with_env(servers, extra_env)) {
         Ok(stack) => {
             let stack = Arc::new(stack);
             *slot = Shared::Ready(Arc::clone(&stack));

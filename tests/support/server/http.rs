@@ -154,6 +154,33 @@ pub fn request_bytes(method: &str, path: &str, body: Option<&[u8]>) -> Vec<u8> {
     out
 }
 
+/// Bytes of a request like [`request_bytes`], with `headers` after `Host`.
+pub fn request_bytes_with_headers(
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&[u8]>,
+) -> Vec<u8> {
+    let mut out = format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\n").into_bytes();
+    for (name, value) in headers {
+        out.extend_from_slice(format!("{name}: {value}\r\n").as_bytes());
+    }
+    if let Some(body) = body {
+        out.extend_from_slice(
+            format!(
+                "Content-Type: application/json\r\nContent-Length: {}\r\n",
+                body.len()
+            )
+            .as_bytes(),
+        );
+    }
+    out.extend_from_slice(b"\r\n");
+    if let Some(body) = body {
+        out.extend_from_slice(body);
+    }
+    out
+}
+
 /// One request on a fresh connection.
 pub fn request(port: u16, method: &str, path: &str, body: Option<&str>) -> Response {
     Conn::open(port).request(method, path, body.map(str::as_bytes))
