@@ -131,11 +131,18 @@ ON CONFLICT (id) DO NOTHING;
 --   cancel_order: 0 cancelled (200), 1 already cancelled (409),
 --                 2 no such order, or not this product's (404)
 
+-- The helpers below run only inside the SECURITY DEFINER functions (nobody
+-- else may execute them), with those functions' pinned search_path. They
+-- have no SET clause of their own so that PostgreSQL can inline them into
+-- their callers' statements: a function with a SET clause is never
+-- inlined, and pays a settings change on every call, on every order of
+-- the sold-out path. Their bodies name tables with their schema.
+
 -- A sale's status at the database's clock: starts_at inclusive, ends_at
 -- exclusive, NULL no bound.
 CREATE OR REPLACE FUNCTION sale_status(p_starts_at timestamptz, p_ends_at timestamptz)
 RETURNS text
-LANGUAGE sql STABLE SET search_path = pg_catalog, public, pg_temp AS $$
+LANGUAGE sql STABLE AS $$
     SELECT CASE
         WHEN p_starts_at > statement_timestamp() THEN 'upcoming'
         WHEN p_ends_at <= statement_timestamp() THEN 'ended'
@@ -148,8 +155,8 @@ $$;
 -- order of a limited product is written, so no two orders can both fit.
 CREATE OR REPLACE FUNCTION customer_units(p_product_id integer, p_customer_id text)
 RETURNS integer
-LANGUAGE sql STABLE SET search_path = pg_catalog, public, pg_temp AS $$
-    SELECT coalesce(sum(o.quantity), 0)::integer FROM orders o
+LANGUAGE sql STABLE AS $$
+    SELECT coalesce(sum(o.quantity), 0)::integer FROM public.orders o
         WHERE o.customer_id = p_customer_id AND o.product_id = p_product_id
           AND o.status = 'CONFIRMED'
 $$;
@@ -158,15 +165,15 @@ $$;
 -- limit, cannot be placed at p_now, or 0 if it can, in platform.md's order:
 -- no product, the window, the customer's limit, the stock.
 CREATE OR REPLACE FUNCTION order_refusal(
-    p_product products, p_customer_id text, p_quantity integer, p_now timestamptz)
+    p_product public.products, p_customer_id text, p_quantity integer, p_now timestamptz)
 RETURNS integer
-LANGUAGE sql STABLE SET search_path = pg_catalog, public, pg_temp AS $$
+LANGUAGE sql STABLE AS $$
     SELECT CASE
         WHEN p_product.id IS NULL THEN 2
         WHEN p_product.starts_at > p_now THEN 4
         WHEN p_product.ends_at <= p_now THEN 5
         WHEN p_product.per_customer_limit IS NOT NULL
-             AND customer_units(p_product.id, p_customer_id) + p_quantity
+             AND public.customer_units(p_product.id, p_customer_id) + p_quantity
                  > p_product.per_customer_limit THEN 6
         WHEN p_product.current_stock < p_quantity THEN 3
         ELSE 0
@@ -484,11 +491,11 @@ BEGIN
 END
 $$;
 
-CREATE OR REPLACE FUNCTION admin_product_row(p_outcome integer, p products)
-RETURNS admin_product_answer
-LANGUAGE sql STABLE SET search_path = pg_catalog, public, pg_temp AS $$
+CREATE OR REPLACE FUNCTION admin_product_row(p_outcome integer, p public.products)
+RETURNS public.admin_product_answer
+LANGUAGE sql STABLE AS $$
     SELECT p_outcome, p.id, p.name, p.price, p.initial_stock, p.current_stock, p.held_stock,
-        CASE WHEN p.id IS NOT NULL THEN sale_status(p.starts_at, p.ends_at) END,
+        CASE WHEN p.id IS NOT NULL THEN public.sale_status(p.starts_at, p.ends_at) END,
         p.starts_at, p.ends_at, p.per_customer_limit
 $$;
 

@@ -105,13 +105,15 @@ fn the_order_functions_run_as_their_owner_with_a_pinned_search_path() {
     let cluster = cluster();
     let functions = cluster.psql(
         "SELECT string_agg(p.proname || ' ' || pg_get_userbyid(p.proowner) || ' ' || \
-         p.prosecdef || ' ' || array_to_string(p.proconfig, ';'), ',' ORDER BY p.proname) \
+         p.prosecdef || ' ' || coalesce(array_to_string(p.proconfig, ';'), '-'), ',' \
+         ORDER BY p.proname) \
          FROM pg_proc p WHERE p.pronamespace = 'public'::regnamespace",
     );
-    // The API calls the definers; the helpers run inside them, all with
-    // the pinned path.
+    // The API calls the definers. The helpers run only inside them, with
+    // their pinned path (no SET of their own, so that they are inlined),
+    // and nobody else may execute them (below).
     let definer = "flashsale_owner true search_path=pg_catalog, public, pg_temp";
-    let helper = "flashsale_owner false search_path=pg_catalog, public, pg_temp";
+    let helper = "flashsale_owner false -";
     assert_eq!(
         functions,
         format!(
@@ -120,6 +122,16 @@ fn the_order_functions_run_as_their_owner_with_a_pinned_search_path() {
              cancel_order {definer},customer_units {helper},order_refusal {helper},\
              place_order {definer},place_orders {definer},sale_status {helper}"
         )
+    );
+    let executable_by_others = cluster.psql(
+        "SELECT count(*) FROM pg_proc p WHERE p.pronamespace = 'public'::regnamespace \
+           AND p.proname IN ('admin_product_row', 'customer_units', 'order_refusal', 'sale_status') \
+           AND (p.proacl IS NULL OR EXISTS (SELECT FROM aclexplode(p.proacl) a \
+             WHERE a.grantee <> p.proowner AND a.privilege_type = 'EXECUTE'))",
+    );
+    assert_eq!(
+        executable_by_others, "0",
+        "only their owner runs the helpers"
     );
     let owners = cluster.psql(
         "SELECT string_agg(DISTINCT pg_get_userbyid(c.relowner), ',') FROM pg_class c \

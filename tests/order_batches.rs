@@ -335,6 +335,27 @@ fn random_batches_with_sales_match_order_by_order() {
     );
 }
 
+/// The window's edges, to the microsecond, in the function every order is
+/// judged by: an order at `starts_at` is accepted, one a microsecond before
+/// is not yet, one at `ends_at` is too late.
+#[test]
+fn window_edges_to_the_microsecond() {
+    let cluster = cluster();
+    cluster.psql(
+        "UPDATE products SET starts_at = '2026-12-01T10:00:00Z', \
+         ends_at = '2026-12-01T11:00:00Z' WHERE id = 2",
+    );
+    let judged = |at: &str| {
+        cluster.psql(&format!(
+            "SELECT order_refusal(p, 'c', 1, '{at}') FROM products p WHERE p.id = 2"
+        ))
+    };
+    assert_eq!(judged("2026-12-01T09:59:59.999999Z"), "4");
+    assert_eq!(judged("2026-12-01T10:00:00Z"), "0");
+    assert_eq!(judged("2026-12-01T10:59:59.999999Z"), "0");
+    assert_eq!(judged("2026-12-01T11:00:00Z"), "5");
+}
+
 /// A key that another transaction inserts and commits while a batch
 /// carrying it waits on it: the batch's insert fails (unique violation),
 /// nothing of the batch is committed, and the API sends its orders again one

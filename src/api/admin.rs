@@ -33,9 +33,11 @@ const NO_ID_LEFT: Refusal = refuse_for(
     "no_product_id_left",
 );
 
-const MSG_UNKNOWN_FIELD: &str = "unknown field; the body takes id, name, price, stock, \
-     starts_at, ends_at, per_customer_limit (creation), name, price, starts_at, ends_at, \
-     per_customer_limit (change), quantity (restock)";
+const MSG_UNKNOWN_CREATE_FIELD: &str = "unknown field: a new product takes id, name, price, \
+     stock, starts_at, ends_at and per_customer_limit";
+const MSG_UNKNOWN_CHANGE_FIELD: &str = "unknown field: a change takes name, price, starts_at, \
+     ends_at and per_customer_limit";
+const MSG_UNKNOWN_RESTOCK_FIELD: &str = "unknown field: a restock takes quantity";
 const MSG_EMPTY_CHANGE: &str =
     "nothing to change: name one of name, price, starts_at, ends_at, per_customer_limit";
 const MSG_ID: &str = "id must be an integer from 1 to 2147483647";
@@ -128,8 +130,13 @@ struct Members<'i> {
     quantity: Member<'i>,
 }
 
-/// Reads a body taking the members `allowed` names; any other is a 422.
-fn members<'i>(body: &'i [u8], allowed: &[&str]) -> Result<Members<'i>, Invalid> {
+/// Reads a body taking the members `allowed` names; any other is a 422
+/// with `unknown`.
+fn members<'i>(
+    body: &'i [u8],
+    allowed: &[&str],
+    unknown: &'static str,
+) -> Result<Members<'i>, Invalid> {
     let mut members = Members::default();
     json::parse_object(body, |key, value| {
         let slot = match () {
@@ -141,10 +148,10 @@ fn members<'i>(body: &'i [u8], allowed: &[&str]) -> Result<Members<'i>, Invalid>
             _ if key == "ends_at" => &mut members.ends_at,
             _ if key == "per_customer_limit" => &mut members.per_customer_limit,
             _ if key == "quantity" => &mut members.quantity,
-            _ => return Err(MSG_UNKNOWN_FIELD),
+            _ => return Err(unknown),
         };
         if !allowed.iter().any(|name| key == *name) {
-            return Err(MSG_UNKNOWN_FIELD);
+            return Err(unknown);
         }
         slot.record(value);
         Ok(())
@@ -239,6 +246,7 @@ fn create<'s>(body: &[u8], scratch: &'s mut String) -> Result<(Query, &'s str), 
             "ends_at",
             "per_customer_limit",
         ],
+        MSG_UNKNOWN_CREATE_FIELD,
     )?;
     let id = named(&m.id)?.map(|v| int_in(v, 1, MSG_ID)).transpose()?;
     let name = named(&m.name)?.ok_or(Invalid(MSG_NAME_REQUIRED))?;
@@ -290,6 +298,7 @@ fn change<'s>(id: i32, body: &[u8], scratch: &'s mut String) -> Result<(Query, &
             "ends_at",
             "per_customer_limit",
         ],
+        MSG_UNKNOWN_CHANGE_FIELD,
     )?;
     let mut change = ProductChange {
         id,
@@ -331,7 +340,7 @@ fn change<'s>(id: i32, body: &[u8], scratch: &'s mut String) -> Result<(Query, &
 /// `POST /admin/products/{id}/restock`.
 pub fn parse_restock(id: i32, body: &[u8]) -> Result<Query, Refusal> {
     let restock = || -> Result<Query, Invalid> {
-        let m = members(body, &["quantity"])?;
+        let m = members(body, &["quantity"], MSG_UNKNOWN_RESTOCK_FIELD)?;
         let quantity = named(&m.quantity)?.ok_or(Invalid(MSG_QUANTITY_REQUIRED))?;
         let quantity = int_in(quantity, 1, MSG_QUANTITY)?;
         Ok(Query::AdminRestock { id, quantity })
@@ -614,8 +623,14 @@ mod tests {
                 Err(MSG_LIMIT),
             ),
             (format!(r#"{{{ok},"per_customer_limit":null}}"#), Ok(())),
-            (format!(r#"{{{ok},"end_at":null}}"#), Err(MSG_UNKNOWN_FIELD)),
-            (format!(r#"{{{ok},"quantity":1}}"#), Err(MSG_UNKNOWN_FIELD)),
+            (
+                format!(r#"{{{ok},"end_at":null}}"#),
+                Err(MSG_UNKNOWN_CREATE_FIELD),
+            ),
+            (
+                format!(r#"{{{ok},"quantity":1}}"#),
+                Err(MSG_UNKNOWN_CREATE_FIELD),
+            ),
             (format!(r#"{{{ok},"price":2}}"#), Err(MSG_DUPLICATE)),
             ("[]".into(), Err("body must be a JSON object")),
         ];
@@ -646,8 +661,14 @@ mod tests {
         assert_eq!(changed("{}").unwrap_err(), MSG_EMPTY_CHANGE);
         assert_eq!(changed(r#"{"name":null}"#).unwrap_err(), MSG_NAME);
         assert_eq!(changed(r#"{"price":null}"#).unwrap_err(), MSG_PRICE);
-        assert_eq!(changed(r#"{"stock":5}"#).unwrap_err(), MSG_UNKNOWN_FIELD);
-        assert_eq!(changed(r#"{"id":5}"#).unwrap_err(), MSG_UNKNOWN_FIELD);
+        assert_eq!(
+            changed(r#"{"stock":5}"#).unwrap_err(),
+            MSG_UNKNOWN_CHANGE_FIELD
+        );
+        assert_eq!(
+            changed(r#"{"id":5}"#).unwrap_err(),
+            MSG_UNKNOWN_CHANGE_FIELD
+        );
     }
 
     #[test]
@@ -663,6 +684,9 @@ mod tests {
         assert_eq!(restock("{}"), Err(MSG_QUANTITY_REQUIRED));
         assert_eq!(restock(r#"{"quantity":0}"#), Err(MSG_QUANTITY));
         assert_eq!(restock(r#"{"quantity":-5}"#), Err(MSG_QUANTITY));
-        assert_eq!(restock(r#"{"quantity":1,"x":1}"#), Err(MSG_UNKNOWN_FIELD));
+        assert_eq!(
+            restock(r#"{"quantity":1,"x":1}"#),
+            Err(MSG_UNKNOWN_RESTOCK_FIELD)
+        );
     }
 }
