@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Barrier};
 use std::thread;
 
+use support::race::{join, race};
 use support::server::http::{request_bytes, Conn, Response};
 use support::server::json::Json;
 use support::server::{new_uuid_v4, shared_stack, Stack};
@@ -65,34 +66,6 @@ fn cancel_request(order_id: &str, product_id: Option<i64>) -> Vec<u8> {
     let path = format!("/orders/{order_id}/cancel");
     let body = product_id.map(|id| format!("{{\"product_id\":{id}}}"));
     request_bytes("POST", &path, body.as_deref().map(str::as_bytes))
-}
-
-/// Sends `requests[i]` on `conns[i]`, each from its own thread, all released
-/// at once; returns the responses in the same order.
-fn race(conns: &mut [Conn], requests: &[Vec<u8>]) -> Vec<Response> {
-    assert_eq!(conns.len(), requests.len());
-    let barrier = Barrier::new(conns.len());
-    thread::scope(|scope| {
-        let handles: Vec<_> = conns
-            .iter_mut()
-            .zip(requests)
-            .map(|(conn, request)| {
-                let barrier = &barrier;
-                scope.spawn(move || {
-                    barrier.wait();
-                    conn.send(request);
-                    conn.read_response()
-                })
-            })
-            .collect();
-        handles.into_iter().map(join).collect()
-    })
-}
-
-fn join<T>(handle: thread::ScopedJoinHandle<'_, T>) -> T {
-    handle
-        .join()
-        .unwrap_or_else(|payload| panic::resume_unwind(payload))
 }
 
 /// "201×1 200×49" for failure messages.

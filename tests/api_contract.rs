@@ -12,9 +12,11 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use support::sales::PRODUCT_KEYS;
 use support::server::http::{request_bytes, Conn, ReadError, Response};
 use support::server::json::Json;
-use support::server::{new_uuid_v4, shared_stack, Stack};
+use support::server::{new_uuid_v4, shared_stack, Stack, SEED_PRODUCTS};
+use support::time::parse_utc;
 
 /// An id between the seed products and the ones tests create: never exists.
 const UNKNOWN_PRODUCT: i64 = 999;
@@ -126,48 +128,6 @@ fn assert_uuid_v4_lowercase(s: &str) {
             _ => matches!(c, '0'..='9' | 'a'..='f'),
         });
     assert!(ok, "{s:?} is not a lowercase hyphenated UUID v4");
-}
-
-/// Unix seconds of an RFC 3339 UTC timestamp ending in `Z`, or None.
-fn parse_utc(s: &str) -> Option<f64> {
-    let b = s.as_bytes();
-    let num = |r: std::ops::Range<usize>| -> Option<i64> {
-        let part = s.get(r)?;
-        part.bytes()
-            .all(|c| c.is_ascii_digit())
-            .then(|| part.parse().ok())?
-    };
-    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' {
-        return None;
-    }
-    if b[13] != b':' || b[16] != b':' || *b.last()? != b'Z' {
-        return None;
-    }
-    let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    let fraction = &s[19..s.len() - 1];
-    let fraction_s = match fraction.strip_prefix('.') {
-        None if fraction.is_empty() => 0.0,
-        Some(digits) if !digits.is_empty() && digits.bytes().all(|c| c.is_ascii_digit()) => {
-            format!("0.{digits}").parse().ok()?
-        }
-        _ => return None,
-    };
-    if !(1..=12).contains(&month) || !(1..=31).contains(&day) {
-        return None;
-    }
-    if hour > 23 || minute > 59 || second > 60 {
-        return None;
-    }
-    // Days from civil (proleptic Gregorian), Howard Hinnant's algorithm.
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    Some((days * 86_400 + hour * 3600 + minute * 60 + second) as f64 + fraction_s)
 }
 
 fn now_s() -> f64 {
@@ -944,38 +904,11 @@ fn cancel_with_an_invalid_body_is_422_and_changes_nothing() {
 fn seed_products_are_the_spec_table() {
     let s = stack();
     let mut c = s.conn();
-    let seed = [
-        (1, "Mechanical Keyboard Ultra", 4999, 100),
-        (2, "Wireless Mouse Pro", 2999, 50),
-        (3, "USB-C Hub 7-in-1", 1999, 200),
-        (4, "4K Webcam Stream", 8999, 10),
-        (5, "Noise-Cancel Headphones", 14999, 30),
-    ];
-    for (id, name, price, stock) in seed {
+    for (id, name, price, stock) in SEED_PRODUCTS {
         let product = c.get(&format!("/products/{id}")).json(200);
         // The challenge's six fields first, in its order, then the
-        // platform's (platform.md §1).
-        assert_eq!(
-            product.keys(),
-            [
-                "id",
-                "name",
-                "price",
-                "initial_stock",
-                "current_stock",
-                "stock",
-                "held_stock",
-                "sold_out",
-                "sale"
-            ],
-            "{product}"
-        );
-        let sale = product.get("sale");
-        assert_eq!(sale.get("status").as_str(), "active", "{product}");
-        for bound in ["starts_at", "ends_at", "per_customer_limit"] {
-            assert!(matches!(sale.get(bound), Json::Null), "{product}");
-        }
-        assert_eq!(product.get("held_stock").as_i64(), 0);
+        // platform's (tests/sales.rs holds those to platform.md §1).
+        assert_eq!(product.keys(), PRODUCT_KEYS, "{product}");
         assert_eq!(product.get("id").as_i64(), id);
         assert_eq!(product.get("name").as_str(), name);
         assert_eq!(product.get("price").as_i64(), price);

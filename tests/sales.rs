@@ -17,16 +17,17 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use support::race::race;
 use support::sales::{
     as_bool, assert_product, assert_product_shape, assert_stock_equation, assert_time_format,
     cancel, cancel_request, confirmed_units, db_now_s, json_string, open_conns, order_body,
-    order_request, parse_utc, place, ports, race, reason_409, sale_product, sales_stack, set_sale,
+    order_request, parse_utc, place, ports, reason_409, sale_product, sales_stack, set_sale,
     sql_time, status_summary, try_place, unique_customer, Sale, CUSTOMER_ENTRY_KEYS, PRODUCT_KEYS,
     UNKNOWN_PRODUCT,
 };
 use support::server::http::{Conn, Response};
 use support::server::json::Json;
-use support::server::{new_uuid_v4, Stack};
+use support::server::{new_uuid_v4, Stack, SEED_PRODUCTS};
 
 const PRICE: i64 = 500;
 const SALES_PAGE_MAX: usize = 100;
@@ -84,14 +85,7 @@ fn assert_refused(s: &Stack, conn: &mut Conn, product: i64, customer: &str, qty:
 fn seed_products_keep_their_six_fields_and_have_no_sale() {
     let s = stack();
     let mut c = s.conn();
-    let seed = [
-        (1, "Mechanical Keyboard Ultra", 4999, 100),
-        (2, "Wireless Mouse Pro", 2999, 50),
-        (3, "USB-C Hub 7-in-1", 1999, 200),
-        (4, "4K Webcam Stream", 8999, 10),
-        (5, "Noise-Cancel Headphones", 14999, 30),
-    ];
-    for (id, name, price, stock) in seed {
+    for (id, name, price, stock) in SEED_PRODUCTS {
         let product = product_view(&mut c, id);
         assert_eq!(product.keys(), PRODUCT_KEYS, "members of {product}");
         let first_six: Vec<String> = PRODUCT_KEYS[..6]

@@ -3,5 +3,7 @@
 #![allow(dead_code)]
 
 pub mod cluster;
+pub mod race;
 pub mod sales;
 pub mod server;
+pub mod time;

@@ -231,6 +231,15 @@ pub fn api_url(cluster: &PgCluster) -> String {
     cluster.url_as(API_USER, API_PASSWORD)
 }
 
+/// The seed products of challenge.md: id, name, price, stock.
+pub const SEED_PRODUCTS: [(i64, &str, i64, i64); 5] = [
+    (1, "Mechanical Keyboard Ultra", 4999, 100),
+    (2, "Wireless Mouse Pro", 2999, 50),
+    (3, "USB-C Hub 7-in-1", 1999, 200),
+    (4, "4K Webcam Stream", 8999, 10),
+    (5, "Noise-Cancel Headphones", 14999, 30),
+];
+
 /// One Postgres with the schema applied and `servers` processes on it.
 pub struct Stack {
     // Servers first: they are dropped before the database they use.

@@ -150,15 +150,16 @@ fn write_customer_list(out: &mut Vec<u8>, rows: Rows<'_>) -> Result<(), Malforme
             out.push(b',');
         }
         separator = true;
-        render::uuid(out, b"{\"order_id\":", &entry.id);
-        render::uuid(out, b",\"id\":", &entry.id);
-        render::int(out, b",\"product_id\":", entry.product_id);
-        render::text(out, b",\"customer_id\":", entry.customer_id);
-        render::int(out, b",\"quantity\":", entry.quantity);
-        render::int(out, b",\"total_price\":", entry.total_price);
-        render::text(out, b",\"status\":", entry.status);
-        render::timestamp(out, b",\"created_at\":", entry.created_at);
-        out.push(b'}');
+        let listed = Listed {
+            id: &entry.id,
+            product_id: Some(entry.product_id),
+            customer_id: entry.customer_id,
+            quantity: entry.quantity,
+            total_price: entry.total_price,
+            status: entry.status,
+            created_at: entry.created_at,
+        };
+        write_entry(out, &listed);
     }
     out.extend_from_slice(b"]}");
     Ok(())
@@ -191,15 +192,42 @@ fn write_list<'a>(
             out.push(b',');
         }
         first = false;
-        render::uuid(out, b"{\"order_id\":", &entry.id);
-        render::uuid(out, b",\"id\":", &entry.id);
-        render::text(out, b",\"customer_id\":", entry.customer_id);
-        render::int(out, b",\"quantity\":", entry.quantity);
-        render::int(out, b",\"total_price\":", entry.total_price);
-        render::text(out, b",\"status\":", entry.status);
-        render::timestamp(out, b",\"created_at\":", entry.created_at);
-        out.push(b'}');
+        let listed = Listed {
+            id: &entry.id,
+            product_id: None,
+            customer_id: entry.customer_id,
+            quantity: entry.quantity,
+            total_price: entry.total_price,
+            status: entry.status,
+            created_at: entry.created_at,
+        };
+        write_entry(out, &listed);
     }
     out.extend_from_slice(b"]}");
     Ok(())
+}
+
+/// One entry of an order list; a customer's list also names the product.
+struct Listed<'a> {
+    id: &'a [u8; 16],
+    product_id: Option<i32>,
+    customer_id: &'a str,
+    quantity: i32,
+    total_price: i32,
+    status: &'a str,
+    created_at: Timestamp,
+}
+
+fn write_entry(out: &mut Vec<u8>, entry: &Listed<'_>) {
+    render::uuid(out, b"{\"order_id\":", entry.id);
+    render::uuid(out, b",\"id\":", entry.id);
+    if let Some(product_id) = entry.product_id {
+        render::int(out, b",\"product_id\":", product_id);
+    }
+    render::text(out, b",\"customer_id\":", entry.customer_id);
+    render::int(out, b",\"quantity\":", entry.quantity);
+    render::int(out, b",\"total_price\":", entry.total_price);
+    render::text(out, b",\"status\":", entry.status);
+    render::timestamp(out, b",\"created_at\":", entry.created_at);
+    out.push(b'}');
 }

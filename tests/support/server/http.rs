@@ -137,21 +137,7 @@ pub enum ReadError {
 /// Bytes of a request with `Host`, and with `Content-Type` and
 /// `Content-Length` when there is a body.
 pub fn request_bytes(method: &str, path: &str, body: Option<&[u8]>) -> Vec<u8> {
-    let mut out = format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\n").into_bytes();
-    if let Some(body) = body {
-        out.extend_from_slice(
-            format!(
-                "Content-Type: application/json\r\nContent-Length: {}\r\n",
-                body.len()
-            )
-            .as_bytes(),
-        );
-    }
-    out.extend_from_slice(b"\r\n");
-    if let Some(body) = body {
-        out.extend_from_slice(body);
-    }
-    out
+    request_bytes_with_headers(method, path, &[], body)
 }
 
 /// Bytes of a request like [`request_bytes`], with `headers` after `Host`.
