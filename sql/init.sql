@@ -499,8 +499,9 @@ LANGUAGE sql STABLE AS $$
         p.starts_at, p.ends_at, p.per_customer_limit
 $$;
 
--- p_id NULL: the next id after the largest (ids are taken under a lock, so
--- two creations at once do not pick the same one).
+-- p_id NULL: the next id after the largest. Every creation takes one lock
+-- first, so two at once never pick the same id, and one without an id
+-- never collides with one naming the id it would have taken.
 CREATE OR REPLACE FUNCTION admin_create_product(
     p_id integer, p_name text, p_price integer, p_stock integer,
     p_starts_at timestamptz, p_ends_at timestamptz, p_per_customer_limit integer)
@@ -514,8 +515,8 @@ BEGIN
         RETURN QUERY SELECT * FROM admin_product_row(7, NULL::products);
         RETURN;
     END IF;
+    PERFORM pg_advisory_xact_lock(hashtext('flashsale admin_create_product'));
     IF v_id IS NULL THEN
-        PERFORM pg_advisory_xact_lock(hashtext('flashsale admin_create_product'));
         SELECT coalesce(max(p.id), 0)::bigint + 1 INTO v_id FROM products p;
         IF v_id > 2147483647 THEN
             RETURN QUERY SELECT * FROM admin_product_row(9, NULL::products);
