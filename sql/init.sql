@@ -139,7 +139,8 @@ ON CONFLICT (id) DO NOTHING;
 -- the sold-out path. Their bodies name tables with their schema.
 
 -- A sale's status at the database's clock: starts_at inclusive, ends_at
--- exclusive, NULL no bound.
+-- exclusive, NULL no bound. The API's reads write the same CASE out
+-- (src/api/products.rs, PRODUCT_COLUMNS): change both together.
 CREATE OR REPLACE FUNCTION sale_status(p_starts_at timestamptz, p_ends_at timestamptz)
 RETURNS text
 LANGUAGE sql STABLE AS $$

@@ -354,10 +354,27 @@ const ANSWER_NAMES: [&str; 1 + ProductRow::COLUMN_NAMES.len()] =
 const ANSWER_TYPES: [u32; 1 + ProductRow::COLUMN_TYPES.len()] =
     columns::concat(&[oid::INT4], ProductRow::COLUMN_TYPES);
 
-pub const ADMIN_CREATE_PRODUCT: Statement = Statement {
-    name: "admin_create_product",
-    sql: "SELECT * FROM admin_create_product($1, $2, $3, $4, $5, $6, $7)",
-    param_types: &[
+/// An admin function's statement: it writes, and answers [`ANSWER_NAMES`].
+const fn admin_statement(
+    name: &'static str,
+    sql: &'static str,
+    param_types: &'static [u32],
+) -> Statement {
+    Statement {
+        name,
+        sql,
+        param_types,
+        column_names: &ANSWER_NAMES,
+        column_types: &ANSWER_TYPES,
+        writes: true,
+    }
+}
+
+/// id (NULL: the next), name, price, stock, starts_at, ends_at, limit.
+pub const ADMIN_CREATE_PRODUCT: Statement = admin_statement(
+    "admin_create_product",
+    "SELECT * FROM admin_create_product($1, $2, $3, $4, $5, $6, $7)",
+    &[
         oid::INT4,
         oid::TEXT,
         oid::INT4,
@@ -366,16 +383,14 @@ pub const ADMIN_CREATE_PRODUCT: Statement = Statement {
         oid::TIMESTAMPTZ,
         oid::INT4,
     ],
-    column_names: &ANSWER_NAMES,
-    column_types: &ANSWER_TYPES,
-    writes: true,
-};
+);
 const ADMIN_CREATE_PRODUCT_ID: StatementId = id_of(&ADMIN_CREATE_PRODUCT);
 
-pub const ADMIN_UPDATE_PRODUCT: Statement = Statement {
-    name: "admin_update_product",
-    sql: "SELECT * FROM admin_update_product($1, $2, $3, $4, $5, $6, $7)",
-    param_types: &[
+/// id, the fields named (bits), then the values as for a creation.
+pub const ADMIN_UPDATE_PRODUCT: Statement = admin_statement(
+    "admin_update_product",
+    "SELECT * FROM admin_update_product($1, $2, $3, $4, $5, $6, $7)",
+    &[
         oid::INT4,
         oid::INT4,
         oid::TEXT,
@@ -384,41 +399,27 @@ pub const ADMIN_UPDATE_PRODUCT: Statement = Statement {
         oid::TIMESTAMPTZ,
         oid::INT4,
     ],
-    column_names: &ANSWER_NAMES,
-    column_types: &ANSWER_TYPES,
-    writes: true,
-};
+);
 const ADMIN_UPDATE_PRODUCT_ID: StatementId = id_of(&ADMIN_UPDATE_PRODUCT);
 
-pub const ADMIN_RESTOCK: Statement = Statement {
-    name: "admin_restock",
-    sql: "SELECT * FROM admin_restock($1, $2)",
-    param_types: &[oid::INT4, oid::INT4],
-    column_names: &ANSWER_NAMES,
-    column_types: &ANSWER_TYPES,
-    writes: true,
-};
+pub const ADMIN_RESTOCK: Statement = admin_statement(
+    "admin_restock",
+    "SELECT * FROM admin_restock($1, $2)",
+    &[oid::INT4, oid::INT4],
+);
 const ADMIN_RESTOCK_ID: StatementId = id_of(&ADMIN_RESTOCK);
-
-fn optional_int(value: Option<i32>) -> Param<'static> {
-    value.map_or(Param::Null, Param::Int4)
-}
-
-fn optional_time(value: Option<i64>) -> Param<'static> {
-    value.map_or(Param::Null, Param::Timestamp)
-}
 
 pub fn submit_create(db: &mut Db<'_>, product: &NewProduct, name: &str) -> Result<(), Refused> {
     db.submit(
         ADMIN_CREATE_PRODUCT_ID,
         &[
-            optional_int(product.id),
+            Param::int4_or_null(product.id),
             Param::Text(name),
             Param::Int4(product.price),
             Param::Int4(product.stock),
-            optional_time(product.starts_at),
-            optional_time(product.ends_at),
-            optional_int(product.per_customer_limit),
+            Param::timestamp_or_null(product.starts_at),
+            Param::timestamp_or_null(product.ends_at),
+            Param::int4_or_null(product.per_customer_limit),
         ],
     )
 }
@@ -431,9 +432,9 @@ pub fn submit_change(db: &mut Db<'_>, change: &ProductChange, name: &str) -> Res
             Param::Int4(change.fields),
             Param::Text(name),
             Param::Int4(change.price),
-            optional_time(change.starts_at),
-            optional_time(change.ends_at),
-            optional_int(change.per_customer_limit),
+            Param::timestamp_or_null(change.starts_at),
+            Param::timestamp_or_null(change.ends_at),
+            Param::int4_or_null(change.per_customer_limit),
         ],
     )
 }

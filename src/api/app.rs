@@ -35,27 +35,24 @@ pub struct App {
 
 impl App {
     /// `order_batches_in_flight`: how many batches of orders that may be
-    /// created are at the database at once; `connections`: the pool's size.
+    /// created are at the database at once; `connections`: the pool's size;
+    /// `admin_token`: `ADMIN_TOKEN`; `rate_limit`: each customer's (its
+    /// table is allocated now).
     pub fn new(
         order_batches_in_flight: usize,
         connections: usize,
         admin_token: Option<&str>,
+        rate_limit: Option<RateLimit>,
+        now: Instant,
     ) -> App {
         App {
             admin_token: admin_token.map(|token| token.as_bytes().into()),
             queries: QueryTable::new(),
             orders: Batcher::new(order_batches_in_flight, connections),
-            customer_rate_limit: CustomerRateLimit::off(Instant::now()),
+            customer_rate_limit: CustomerRateLimit::new(rate_limit, now),
             text: String::with_capacity(CUSTOMER_ID_BYTES_MAX),
             body: Vec::with_capacity(ANSWER_BODY_BYTES_INITIAL),
         }
-    }
-
-    /// Limits each customer's orders to `limit` (`None`: no limit); its
-    /// table is allocated now.
-    pub fn with_customer_rate_limit(mut self, limit: Option<RateLimit>, now: Instant) -> App {
-        self.customer_rate_limit = CustomerRateLimit::new(limit, now);
-        self
     }
 
     /// The statements every database connection prepares for the application.
@@ -71,17 +68,23 @@ impl App {
         pool: &mut Pool,
         now: Instant,
     ) -> (Route, Handled<'_>) {
-        let (label, routed) =
-            routes::route_labelled(request.method, request.target, request.body, &mut self.text);
-        let refused = |refusal| Handled::Answered(Answer::Refused(refusal));
         // The administration answers nothing, not even a 422, to a request
         // without the token; without a token set, it is not there at all.
-        let admitted = match (label, &self.admin_token) {
+        let admin_token = self.admin_token.as_deref();
+        let admit = |route| match (route, admin_token) {
             (Route::Admin, None) => Err(NOT_FOUND),
             (Route::Admin, Some(token)) => admin::authorize(token, request.authorization),
             _ => Ok(()),
         };
-        let handled = match admitted.and(routed) {
+        let (label, routed) = routes::route_labelled(
+            request.method,
+            request.target,
+            request.body,
+            &mut self.text,
+            admit,
+        );
+        let refused = |refusal| Handled::Answered(Answer::Refused(refusal));
+        let handled = match routed {
             Err(refusal) => refused(refusal),
             Ok(Command::Health) => Handled::Answered(health::answer(pool.is_healthy())),
             Ok(Command::Metrics) => Handled::Metrics,

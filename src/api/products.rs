@@ -27,8 +27,8 @@ crate::result_row! {
 }
 
 /// The select list of a [`ProductRow`] from `products`. The sale's status
-/// is written out rather than called as `sale_status()`: a function with
-/// its own settings is not inlined, and this is the hottest read.
+/// is the CASE of `sale_status()` in sql/init.sql, written out: the API's
+/// role executes only the functions that write, not the helpers.
 pub const PRODUCT_COLUMNS: &str = "id, name, price, initial_stock, current_stock, held_stock, \
      CASE WHEN starts_at > statement_timestamp() THEN 'upcoming' \
           WHEN ends_at <= statement_timestamp() THEN 'ended' ELSE 'active' END AS sale_status, \

@@ -204,12 +204,8 @@ struct SummaryInterval {
 }
 
 impl CustomerRateLimit {
-    /// No limit: every customer passes, nothing is allocated.
-    pub fn off(now: Instant) -> CustomerRateLimit {
-        CustomerRateLimit::new(None, now)
-    }
-
-    /// `limit`'s table, allocated now; `None` is [`CustomerRateLimit::off`].
+    /// `limit`'s table, allocated now; `None`: no limit, every customer
+    /// passes and nothing is allocated.
     pub fn new(limit: Option<RateLimit>, now: Instant) -> CustomerRateLimit {
         CustomerRateLimit {
             limiter: limit.map(|limit| RateLimiter::new(limit, now)),
@@ -491,7 +487,7 @@ mod tests {
         assert_eq!(refusal.header, Some(Header::RetryAfter(1)));
         assert_eq!(limit.customers(), 1);
 
-        let mut off = CustomerRateLimit::off(t0);
+        let mut off = CustomerRateLimit::new(None, t0);
         for _ in 0..1000 {
             assert_eq!(off.admit("c", t0), Ok(()));
         }

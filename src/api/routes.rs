@@ -108,16 +108,20 @@ pub fn route<'a>(
 }
 
 /// [`route`], and the route the request counts under in the metrics
-/// (refused or not), from one look at the target.
+/// (refused or not), from one look at the target. `admit` judges the
+/// route before anything else of the request is: a refusal of it is the
+/// answer, and the body is never parsed.
 pub fn route_labelled<'a>(
     method: Method,
     target: &[u8],
     body: &[u8],
     scratch: &'a mut String,
+    admit: impl FnOnce(metrics::Route) -> Result<(), Refusal>,
 ) -> (metrics::Route, Result<Command<'a>, Refusal>) {
     let (segments, query) = split_target(target);
     let label = label(method, &segments);
-    (label, command(method, segments, query, body, scratch))
+    let routed = admit(label).and_then(|()| command(method, segments, query, body, scratch));
+    (label, routed)
 }
 
 fn command<'a>(

@@ -7,7 +7,7 @@ use crate::api::products::{write_product, ProductRow, PRODUCT_COLUMNS};
 use crate::api::render::{self, Malformed};
 use crate::api::routes::Query;
 use crate::api::statements::id_of;
-use crate::api::validate::{query_params, Invalid};
+use crate::api::validate::{json_integer, query_params, Invalid};
 use crate::api::{malformed, Db, Refusal};
 use crate::config::SALES_PAGE_MAX;
 use crate::const_text::Part;
@@ -52,25 +52,6 @@ pub fn parse(query: &[u8]) -> Result<Query, Refusal> {
         Some(text) => json_integer(text).ok_or(Invalid(MSG_AFTER).refusal())?,
     };
     Ok(Query::ListSales { after })
-}
-
-/// `-?(0|[1-9][0-9]*)` as an i64, saturating: every id is below a large
-/// `after` and above a very negative one, so clamping changes no answer.
-fn json_integer(text: &[u8]) -> Option<i64> {
-    let (negative, digits) = match text.split_first() {
-        Some((b'-', rest)) => (true, rest),
-        _ => (false, text),
-    };
-    let well_formed = !digits.is_empty()
-        && digits.iter().all(u8::is_ascii_digit)
-        && (digits.len() == 1 || digits[0] != b'0');
-    if !well_formed {
-        return None;
-    }
-    let magnitude = digits.iter().fold(0i64, |n, &d| {
-        n.saturating_mul(10).saturating_add(i64::from(d - b'0'))
-    });
-    Some(if negative { -magnitude } else { magnitude })
 }
 
 pub fn submit(db: &mut Db<'_>, after: i64) -> Result<(), Refused> {

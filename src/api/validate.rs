@@ -288,28 +288,28 @@ pub fn customer_id_query_value<'s>(
 /// the same rule as bodies, so `/products/01` is no more product 1 than
 /// `"product_id": 01` is.
 pub fn decimal_product_ref(text: &[u8]) -> Option<ProductRef> {
+    // Beyond i64 it saturates, and is beyond every product id all the same.
+    json_integer(text).map(product_ref_from_i64)
+}
+
+/// An integer written the way JSON writes one, `-?(0|[1-9][0-9]*)`, as an
+/// i64, saturating at its bounds; `None` for anything else (a sign `+`,
+/// leading zeros, spaces, percent-escapes, a fraction).
+pub fn json_integer(text: &[u8]) -> Option<i64> {
     let (negative, digits) = match text.split_first() {
         Some((b'-', rest)) => (true, rest),
         _ => (false, text),
     };
-    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+    let well_formed = !digits.is_empty()
+        && digits.iter().all(u8::is_ascii_digit)
+        && (digits.len() == 1 || digits[0] != b'0');
+    if !well_formed {
         return None;
     }
-    if digits.len() > 1 && digits[0] == b'0' {
-        return None;
-    }
-    let mut value: i64 = 0;
-    for &digit in digits {
-        let Some(next) = value
-            .checked_mul(10)
-            .and_then(|v| v.checked_add(i64::from(digit - b'0')))
-        else {
-            // Too large for any product, yet still an integer.
-            return Some(ProductRef::Unknown);
-        };
-        value = next;
-    }
-    Some(product_ref_from_i64(if negative { -value } else { value }))
+    let magnitude = digits.iter().fold(0i64, |n, &d| {
+        n.saturating_mul(10).saturating_add(i64::from(d - b'0'))
+    });
+    Some(if negative { -magnitude } else { magnitude })
 }
 
 /// An RFC 3339 time with an offset (`2026-12-01T10:00:00Z`,

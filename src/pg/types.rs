@@ -84,6 +84,16 @@ pub enum Param<'a> {
 }
 
 impl Param<'_> {
+    /// An `int4` that may be absent: `None` is NULL.
+    pub fn int4_or_null(value: Option<i32>) -> Param<'static> {
+        value.map_or(Param::Null, Param::Int4)
+    }
+
+    /// A `timestamptz` that may be absent: `None` is NULL.
+    pub fn timestamp_or_null(value: Option<i64>) -> Param<'static> {
+        value.map_or(Param::Null, Param::Timestamp)
+    }
+
     /// Whether this value may be bound to a parameter of `type_oid`.
     pub fn fits(&self, type_oid: u32) -> bool {
         match self {

@@ -145,8 +145,9 @@ impl Server {
                 settings.order_batches_in_flight.min(settings.pool_size),
                 settings.pool_size,
                 settings.admin_token.as_deref(),
-            )
-            .with_customer_rate_limit(settings.customer_rate_limit, now),
+                settings.customer_rate_limit,
+                now,
+            ),
             clients: Clients::default(),
             read_chunk: vec![0; config::READ_CHUNK_BYTES],
             too_many_connections: too_many_connections_answer(),

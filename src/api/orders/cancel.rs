@@ -80,7 +80,7 @@ pub fn submit(
     order_id: &[u8; 16],
     product_id: Option<i32>,
 ) -> Result<(), Refused> {
-    let product = product_id.map_or(Param::Null, Param::Int4);
+    let product = Param::int4_or_null(product_id);
     db.submit(CANCEL_ORDER_ID, &[Param::Uuid(order_id), product])
 }
 

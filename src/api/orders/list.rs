@@ -123,7 +123,7 @@ pub fn submit_customer(
     customer_id: &str,
     product_id: Option<i32>,
 ) -> Result<(), Refused> {
-    let product = product_id.map_or(Param::Null, Param::Int4);
+    let product = Param::int4_or_null(product_id);
     db.submit(
         LIST_CUSTOMER_ORDERS_ID,
         &[Param::Text(customer_id), product],
