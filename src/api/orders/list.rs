@@ -19,9 +19,11 @@ use crate::const_text::Part;
 use crate::pg::{oid, Param, Refused, Row, Rows, Statement, StatementId, Timestamp};
 
 crate::result_row! {
-    /// One entry of a product's order list.
+    /// One entry of an order list (a product's list does not show its
+    /// `product_id`, a customer's does).
     pub struct ListedOrderRow<'a> {
         id: [u8; 16],
+        product_id: i32,
         customer_id: &'a str,
         quantity: i32,
         total_price: i32,
@@ -35,7 +37,8 @@ pub const LIST_ORDERS: Statement = Statement {
     name: "list_orders",
     sql: crate::const_text!(
         Part::Str(
-            "SELECT o.id, o.customer_id, o.quantity, o.total_price, o.status, o.created_at \
+            "SELECT o.id, o.product_id, o.customer_id, o.quantity, o.total_price, o.status, \
+               o.created_at \
              FROM products p LEFT JOIN LATERAL \
                (SELECT * FROM orders WHERE product_id = p.id ORDER BY seq DESC LIMIT "
         ),
@@ -71,22 +74,10 @@ pub const LIST_CUSTOMER_ORDERS: Statement = Statement {
 };
 const LIST_CUSTOMER_ORDERS_ID: StatementId = id_of(&LIST_CUSTOMER_ORDERS);
 
-crate::result_row! {
-    /// One entry of a customer's order list.
-    pub struct CustomerOrderRow<'a> {
-        id: [u8; 16],
-        product_id: i32,
-        customer_id: &'a str,
-        quantity: i32,
-        total_price: i32,
-        status: &'a str,
-        created_at: Timestamp,
-    }
-}
-const CUSTOMER_NAMES: [&str; 1 + CustomerOrderRow::COLUMN_NAMES.len()] =
-    crate::pg::columns::concat(&["asked"], CustomerOrderRow::COLUMN_NAMES);
-const CUSTOMER_TYPES: [u32; 1 + CustomerOrderRow::COLUMN_TYPES.len()] =
-    crate::pg::columns::concat(&[oid::TEXT], CustomerOrderRow::COLUMN_TYPES);
+const CUSTOMER_NAMES: [&str; 1 + ListedOrderRow::COLUMN_NAMES.len()] =
+    crate::pg::columns::concat(&["asked"], ListedOrderRow::COLUMN_NAMES);
+const CUSTOMER_TYPES: [u32; 1 + ListedOrderRow::COLUMN_TYPES.len()] =
+    crate::pg::columns::concat(&[oid::TEXT], ListedOrderRow::COLUMN_TYPES);
 
 /// The query string (the part after `?`): with `customer_id`, a customer's
 /// orders (`customer_id` decoded into `scratch`); else a product's.
@@ -135,34 +126,12 @@ pub fn answer_customer(rows: Rows<'_>, body: &mut Vec<u8>) -> Result<u16, Refusa
     Ok(200)
 }
 
-/// `{"customer_id":X,"orders":[…]}`.
+/// `{"customer_id":X,"orders":[…]}`; each row leads with the id asked.
 fn write_customer_list(out: &mut Vec<u8>, rows: Rows<'_>) -> Result<(), Malformed> {
     let first = rows.first().ok_or(Malformed)?;
     let asked = first.columns().next_as::<&str>().ok_or(Malformed)?;
     render::text(out, b"{\"customer_id\":", asked);
-    out.extend_from_slice(b",\"orders\":[");
-    let mut separator = false;
-    for row in rows.iter().filter(|r| r.raw(1).is_some()) {
-        let mut columns = row.columns();
-        columns.next();
-        let entry = CustomerOrderRow::from_columns(&mut columns).ok_or(Malformed)?;
-        if separator {
-            out.push(b',');
-        }
-        separator = true;
-        let listed = Listed {
-            id: &entry.id,
-            product_id: Some(entry.product_id),
-            customer_id: entry.customer_id,
-            quantity: entry.quantity,
-            total_price: entry.total_price,
-            status: entry.status,
-            created_at: entry.created_at,
-        };
-        write_entry(out, &listed);
-    }
-    out.extend_from_slice(b"]}");
-    Ok(())
+    write_entries(out, rows.iter(), 1, true)
 }
 
 pub fn submit(db: &mut Db<'_>, product_id: i32) -> Result<(), Refused> {
@@ -184,50 +153,42 @@ fn write_list<'a>(
     rows: impl Iterator<Item = Row<'a>>,
 ) -> Result<(), Malformed> {
     render::int(out, b"{\"product_id\":", product_id);
+    write_entries(out, rows, 0, false)
+}
+
+/// `,"orders":[…]}` from the rows' [`ListedOrderRow`]s after their first
+/// `leading` columns; a row whose order is NULL (an empty list's one row)
+/// is none.
+fn write_entries<'a>(
+    out: &mut Vec<u8>,
+    rows: impl Iterator<Item = Row<'a>>,
+    leading: usize,
+    with_product: bool,
+) -> Result<(), Malformed> {
     out.extend_from_slice(b",\"orders\":[");
-    let mut first = true;
-    for row in rows.filter(|r| r.raw(0).is_some()) {
-        let entry = ListedOrderRow::from_row(&row).ok_or(Malformed)?;
-        if !first {
+    let mut separator = false;
+    for row in rows.filter(|row| row.raw(leading).is_some()) {
+        let mut columns = row.columns();
+        for _ in 0..leading {
+            columns.next();
+        }
+        let entry = ListedOrderRow::from_columns(&mut columns).ok_or(Malformed)?;
+        if separator {
             out.push(b',');
         }
-        first = false;
-        let listed = Listed {
-            id: &entry.id,
-            product_id: None,
-            customer_id: entry.customer_id,
-            quantity: entry.quantity,
-            total_price: entry.total_price,
-            status: entry.status,
-            created_at: entry.created_at,
-        };
-        write_entry(out, &listed);
+        separator = true;
+        render::uuid(out, b"{\"order_id\":", &entry.id);
+        render::uuid(out, b",\"id\":", &entry.id);
+        if with_product {
+            render::int(out, b",\"product_id\":", entry.product_id);
+        }
+        render::text(out, b",\"customer_id\":", entry.customer_id);
+        render::int(out, b",\"quantity\":", entry.quantity);
+        render::int(out, b",\"total_price\":", entry.total_price);
+        render::text(out, b",\"status\":", entry.status);
+        render::timestamp(out, b",\"created_at\":", entry.created_at);
+        out.push(b'}');
     }
     out.extend_from_slice(b"]}");
     Ok(())
-}
-
-/// One entry of an order list; a customer's list also names the product.
-struct Listed<'a> {
-    id: &'a [u8; 16],
-    product_id: Option<i32>,
-    customer_id: &'a str,
-    quantity: i32,
-    total_price: i32,
-    status: &'a str,
-    created_at: Timestamp,
-}
-
-fn write_entry(out: &mut Vec<u8>, entry: &Listed<'_>) {
-    render::uuid(out, b"{\"order_id\":", entry.id);
-    render::uuid(out, b",\"id\":", entry.id);
-    if let Some(product_id) = entry.product_id {
-        render::int(out, b",\"product_id\":", product_id);
-    }
-    render::text(out, b",\"customer_id\":", entry.customer_id);
-    render::int(out, b",\"quantity\":", entry.quantity);
-    render::int(out, b",\"total_price\":", entry.total_price);
-    render::text(out, b",\"status\":", entry.status);
-    render::timestamp(out, b",\"created_at\":", entry.created_at);
-    out.push(b'}');
 }
