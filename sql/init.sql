@@ -52,6 +52,14 @@ $$;
 REVOKE CREATE ON SCHEMA public FROM PUBLIC;
 GRANT USAGE ON SCHEMA public TO flashsale_owner, flashsale_api;
 
+-- pgcrypto (PostgreSQL's contrib) computes the payment webhooks'
+-- HMAC-SHA256 (README, "Payments"), in a schema of its own that only the
+-- owner may use: the API role reaches it only through the functions below.
+CREATE SCHEMA IF NOT EXISTS crypto;
+CREATE EXTENSION IF NOT EXISTS pgcrypto SCHEMA crypto;
+REVOKE ALL ON SCHEMA crypto FROM PUBLIC;
+GRANT USAGE ON SCHEMA crypto TO flashsale_owner;
+
 CREATE TABLE IF NOT EXISTS products (
     id            integer PRIMARY KEY,
     name          text    NOT NULL,
@@ -110,6 +118,67 @@ CREATE INDEX IF NOT EXISTS orders_product_recent ON orders (product_id, seq DESC
 -- the units a customer holds of a product with a per-customer limit.
 CREATE INDEX IF NOT EXISTS orders_customer_recent ON orders (customer_id, seq DESC);
 
+-- Payments (platform.md §3): PENDING until the provider's first applied
+-- event makes it PAID or FAILED, both final. payment_updated_at is that
+-- event's occurred_at. hold_id: the hold the order bought (§2), if any.
+ALTER TABLE orders
+    ADD COLUMN IF NOT EXISTS payment_status     text NOT NULL DEFAULT 'PENDING'
+        CHECK (payment_status IN ('PENDING', 'PAID', 'FAILED')),
+    ADD COLUMN IF NOT EXISTS payment_updated_at timestamptz,
+    ADD COLUMN IF NOT EXISTS hold_id            uuid;
+-- One order per hold, whatever a function does: the last line of defence
+-- against buying a hold twice. Only orders of holds have an entry.
+CREATE UNIQUE INDEX IF NOT EXISTS orders_hold ON orders (hold_id) WHERE hold_id IS NOT NULL;
+
+-- Holds (platform.md §2): units reserved for a customer until expires_at.
+-- While HELD their units are in products.held_stock, not current_stock;
+-- CONSUMED moves them to the order, RELEASED and EXPIRED back to
+-- current_stock. A HELD hold past expires_at is expired already for every
+-- judgement (it counts for no limit and cannot be bought or released);
+-- its units return when a sweep or a request meets it, exactly once.
+-- unit_price: the product's price when the hold was made (a hold locks it).
+CREATE TABLE IF NOT EXISTS holds (
+    id              uuid        PRIMARY KEY DEFAULT gen_random_uuid(),
+    idempotency_key uuid        NOT NULL UNIQUE,
+    product_id      integer     NOT NULL REFERENCES products (id),
+    customer_id     text        NOT NULL CHECK (char_length(customer_id) BETWEEN 1 AND 50),
+    quantity        integer     NOT NULL CHECK (quantity BETWEEN 1 AND 5),
+    unit_price      integer     NOT NULL,
+    status          text        NOT NULL
+        CHECK (status IN ('HELD', 'CONSUMED', 'RELEASED', 'EXPIRED')),
+    created_at      timestamptz NOT NULL,
+    expires_at      timestamptz NOT NULL CHECK (expires_at > created_at),
+    -- When it stopped being HELD, and the order that bought it.
+    ended_at        timestamptz,
+    order_id        uuid
+);
+-- The sweep's work list, and a customer's live holds of a limited product:
+-- both hold only HELD holds, so they stay as small as the holds in play.
+CREATE INDEX IF NOT EXISTS holds_due ON holds (expires_at) WHERE status = 'HELD';
+CREATE INDEX IF NOT EXISTS holds_customer_live ON holds (customer_id, product_id)
+    WHERE status = 'HELD';
+
+-- Every webhook a payment provider sent with a valid signature, for audit:
+-- the raw body, what it did, when it came. An event_id is accepted once
+-- (applied or not applied); later deliveries of it are stored as
+-- duplicates, and an event of an unknown order does not count as seen (its
+-- retry is judged again).
+CREATE TABLE IF NOT EXISTS payment_events (
+    seq             bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    event_id        text        NOT NULL CHECK (char_length(event_id) BETWEEN 1 AND 100),
+    order_id        uuid        NOT NULL,
+    status          text        NOT NULL CHECK (status IN ('succeeded', 'failed')),
+    occurred_at     timestamptz NOT NULL,
+    payload         text        NOT NULL,
+    received_at     timestamptz NOT NULL DEFAULT clock_timestamp(),
+    outcome         text        NOT NULL
+        CHECK (outcome IN ('applied', 'not_applied', 'duplicate', 'unknown_order')),
+    refund_required boolean     NOT NULL DEFAULT false
+);
+CREATE UNIQUE INDEX IF NOT EXISTS payment_events_accepted ON payment_events (event_id)
+    WHERE outcome IN ('applied', 'not_applied');
+CREATE INDEX IF NOT EXISTS payment_events_order ON payment_events (order_id, seq);
+
 INSERT INTO products (id, name, price, initial_stock, current_stock) VALUES
     (1, 'Mechanical Keyboard Ultra', 4999, 100, 100),
     (2, 'Wireless Mouse Pro',        2999,  50,  50),
@@ -151,15 +220,22 @@ LANGUAGE sql STABLE AS $$
     END
 $$;
 
--- The units of a product a customer has: its CONFIRMED orders (cancelled
--- ones free the limit again). Read under the product's row lock before an
--- order of a limited product is written, so no two orders can both fit.
-CREATE OR REPLACE FUNCTION customer_units(p_product_id integer, p_customer_id text)
+-- The units of a product a customer has at p_now: its CONFIRMED orders
+-- (cancelled ones free the limit again) and its live holds (released,
+-- consumed and past-due ones do not count; a consumed hold's units count
+-- as its order). Read under the product's row lock before an order or a
+-- hold of a limited product is written, so no two can both fit.
+DROP FUNCTION IF EXISTS customer_units(integer, text);
+CREATE OR REPLACE FUNCTION customer_units(
+    p_product_id integer, p_customer_id text, p_now timestamptz)
 RETURNS integer
 LANGUAGE sql STABLE AS $$
-    SELECT coalesce(sum(o.quantity), 0)::integer FROM public.orders o
-        WHERE o.customer_id = p_customer_id AND o.product_id = p_product_id
-          AND o.status = 'CONFIRMED'
+    SELECT ((SELECT coalesce(sum(o.quantity), 0) FROM public.orders o
+                WHERE o.customer_id = p_customer_id AND o.product_id = p_product_id
+                  AND o.status = 'CONFIRMED')
+          + (SELECT coalesce(sum(h.quantity), 0) FROM public.holds h
+                WHERE h.customer_id = p_customer_id AND h.product_id = p_product_id
+                  AND h.status = 'HELD' AND h.expires_at > p_now))::integer
 $$;
 
 -- Why an order of a product without the stock, or with a window or a
@@ -174,11 +250,26 @@ LANGUAGE sql STABLE AS $$
         WHEN p_product.starts_at > p_now THEN 4
         WHEN p_product.ends_at <= p_now THEN 5
         WHEN p_product.per_customer_limit IS NOT NULL
-             AND public.customer_units(p_product.id, p_customer_id) + p_quantity
+             AND public.customer_units(p_product.id, p_customer_id, p_now) + p_quantity
                  > p_product.per_customer_limit THEN 6
         WHEN p_product.current_stock < p_quantity THEN 3
         ELSE 0
     END
+$$;
+
+-- The order functions' rows gained payment_status: CREATE OR REPLACE
+-- cannot change a function's result type, so an older version goes first
+-- (its grants and owner are given again at the end of this file).
+DO $$
+BEGIN
+    IF EXISTS (SELECT FROM pg_proc
+               WHERE proname IN ('place_order', 'place_orders')
+                 AND pronamespace = 'public'::regnamespace
+                 AND NOT 'payment_status' = ANY (proargnames)) THEN
+        DROP FUNCTION IF EXISTS place_orders(integer[], uuid[], text[], integer[]);
+        DROP FUNCTION IF EXISTS place_order(integer, uuid, text, integer);
+    END IF;
+END
 $$;
 
 CREATE OR REPLACE FUNCTION place_order(
@@ -186,7 +277,7 @@ CREATE OR REPLACE FUNCTION place_order(
 RETURNS TABLE (
     outcome integer, id uuid, idempotency_key uuid, product_id integer,
     customer_id text, quantity integer, unit_price integer, total_price integer,
-    status text, created_at timestamptz)
+    status text, created_at timestamptz, payment_status text)
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $$
 #variable_conflict use_column
 DECLARE
@@ -198,7 +289,7 @@ BEGIN
     -- A replayed key returns the original order, whatever this body says
     -- and whenever it comes (after the sale's end too).
     RETURN QUERY SELECT 1, o.id, o.idempotency_key, o.product_id, o.customer_id,
-        o.quantity, o.unit_price, o.total_price, o.status, o.created_at
+        o.quantity, o.unit_price, o.total_price, o.status, o.created_at, o.payment_status
         FROM orders o WHERE o.idempotency_key = p_key;
     IF FOUND THEN RETURN; END IF;
 
@@ -228,11 +319,11 @@ BEGIN
             -- While we waited for the row lock, a request with the same key
             -- may have committed (this statement sees it: READ COMMITTED).
             RETURN QUERY SELECT 1, o.id, o.idempotency_key, o.product_id, o.customer_id,
-                o.quantity, o.unit_price, o.total_price, o.status, o.created_at
+                o.quantity, o.unit_price, o.total_price, o.status, o.created_at, o.payment_status
                 FROM orders o WHERE o.idempotency_key = p_key;
             IF FOUND THEN RETURN; END IF;
             RETURN QUERY SELECT v_refusal, NULL::uuid, NULL::uuid, NULL::integer, NULL::text,
-                NULL::integer, NULL::integer, NULL::integer, NULL::text, NULL::timestamptz;
+                NULL::integer, NULL::integer, NULL::integer, NULL::text, NULL::timestamptz, NULL::text;
             RETURN;
         END IF;
         UPDATE products p SET current_stock = p.current_stock - p_quantity
@@ -245,15 +336,39 @@ BEGIN
         VALUES (p_key, p_product_id, p_customer_id, p_quantity, v_price, v_price * p_quantity, 'CONFIRMED')
         ON CONFLICT (idempotency_key) DO NOTHING
         RETURNING 0, o.id, o.idempotency_key, o.product_id, o.customer_id,
-            o.quantity, o.unit_price, o.total_price, o.status, o.created_at;
+            o.quantity, o.unit_price, o.total_price, o.status, o.created_at, o.payment_status;
     IF FOUND THEN RETURN; END IF;
 
     -- A concurrent request with the same key committed first (the insert
     -- waited for it): give the units back and answer with its order.
     UPDATE products p SET current_stock = p.current_stock + p_quantity WHERE p.id = p_product_id;
     RETURN QUERY SELECT 1, o.id, o.idempotency_key, o.product_id, o.customer_id,
-        o.quantity, o.unit_price, o.total_price, o.status, o.created_at
+        o.quantity, o.unit_price, o.total_price, o.status, o.created_at, o.payment_status
         FROM orders o WHERE o.idempotency_key = p_key;
+END
+$$;
+
+-- Cancels a CONFIRMED order (of p_product_id, unless NULL) and puts its
+-- units back: the one way an order is cancelled, by its buyer or by a
+-- failed payment. Concurrent cancels queue on the order's row lock; the
+-- losers re-check status = 'CONFIRMED' and match nothing. The units it
+-- restored, or NULL when it cancelled nothing.
+CREATE OR REPLACE FUNCTION cancel_confirmed_order(p_order_id uuid, p_product_id integer)
+RETURNS integer
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_product_id integer;
+    v_quantity integer;
+BEGIN
+    UPDATE public.orders o SET status = 'CANCELLED'
+        WHERE o.id = p_order_id AND o.status = 'CONFIRMED'
+          AND (p_product_id IS NULL OR o.product_id = p_product_id)
+        RETURNING o.product_id, o.quantity INTO v_product_id, v_quantity;
+    IF FOUND THEN
+        UPDATE public.products p SET current_stock = p.current_stock + v_quantity
+            WHERE p.id = v_product_id;
+    END IF;
+    RETURN v_quantity;
 END
 $$;
 
@@ -267,14 +382,8 @@ DECLARE
     v_quantity integer;
     v_status text;
 BEGIN
-    -- Concurrent cancels queue on the order's row lock; the losers re-check
-    -- status = 'CONFIRMED', match nothing, and fall through to 409.
-    UPDATE orders o SET status = 'CANCELLED'
-        WHERE o.id = p_order_id AND o.status = 'CONFIRMED'
-          AND (p_product_id IS NULL OR o.product_id = p_product_id)
-        RETURNING o.product_id, o.quantity INTO v_product_id, v_quantity;
-    IF FOUND THEN
-        UPDATE products p SET current_stock = p.current_stock + v_quantity WHERE p.id = v_product_id;
+    v_quantity := cancel_confirmed_order(p_order_id, p_product_id);
+    IF v_quantity IS NOT NULL THEN
         RETURN QUERY SELECT 0, v_quantity;
         RETURN;
     END IF;
@@ -304,7 +413,7 @@ CREATE OR REPLACE FUNCTION place_orders(
 RETURNS TABLE (
     idx integer, outcome integer, id uuid, idempotency_key uuid, product_id integer,
     customer_id text, quantity integer, unit_price integer, total_price integer,
-    status text, created_at timestamptz)
+    status text, created_at timestamptz, payment_status text)
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $$
 #variable_conflict use_column
 DECLARE
@@ -386,7 +495,7 @@ BEGIN
             j := array_position(v_customers, r.customer_id);
             IF j IS NULL THEN
                 v_customers := v_customers || r.customer_id;
-                v_units := v_units || customer_units(r.product_id, r.customer_id);
+                v_units := v_units || customer_units(r.product_id, r.customer_id, v_now);
                 j := cardinality(v_customers);
             END IF;
         END IF;
@@ -458,21 +567,390 @@ BEGIN
             WHERE b.outcome = 0
             ORDER BY b.key
         RETURNING o.id, o.idempotency_key, o.product_id, o.customer_id, o.quantity,
-            o.unit_price, o.total_price, o.status, o.created_at
+            o.unit_price, o.total_price, o.status, o.created_at, o.payment_status
     )
     SELECT b.i, b.outcome, c.id, c.idempotency_key, c.product_id, c.customer_id, c.quantity,
-           c.unit_price, c.total_price, c.status, c.created_at
+           c.unit_price, c.total_price, c.status, c.created_at, c.payment_status
         FROM batch b JOIN created c ON c.idempotency_key = b.key
     UNION ALL
     SELECT b.i, b.outcome, o.id, o.idempotency_key, o.product_id, o.customer_id, o.quantity,
-           o.unit_price, o.total_price, o.status, o.created_at
+           o.unit_price, o.total_price, o.status, o.created_at, o.payment_status
         FROM batch b JOIN orders o ON o.idempotency_key = b.key
         WHERE b.outcome = 1
     UNION ALL
     SELECT b.i, b.outcome, NULL::uuid, NULL::uuid, NULL::integer, NULL::text, NULL::integer,
-           NULL::integer, NULL::integer, NULL::text, NULL::timestamptz
+           NULL::integer, NULL::integer, NULL::text, NULL::timestamptz, NULL::text
         FROM batch b
         WHERE b.outcome >= 2;
+END
+$$;
+
+-- Holds (platform.md §2). Outcome codes shared with src/api/holds/:
+--   0 done (201 for a new hold or order, else 200), 1 replayed (200),
+--   2..6 as place_order, 10 the hold is not HELD any more (consumed or
+--   released: 409 hold_not_active), 11 the hold is past due (409
+--   hold_expired), 12 no such hold (404), 13 another customer's hold (409
+--   hold_not_yours).
+-- Every function that meets a HELD hold past its expires_at expires it
+-- (its units back to current_stock) under the hold's row lock, as the
+-- sweep does: whoever locks it first does it, once.
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_type WHERE typname = 'hold_answer') THEN
+        CREATE TYPE hold_answer AS (
+            outcome integer, id uuid, product_id integer, customer_id text, quantity integer,
+            unit_price integer, status text, expires_at timestamptz, created_at timestamptz,
+            order_id uuid);
+    END IF;
+END
+$$;
+
+-- A hold as the API shows it: a HELD hold past due is EXPIRED, whether or
+-- not its units are back yet.
+CREATE OR REPLACE FUNCTION hold_row(p_outcome integer, h public.holds)
+RETURNS public.hold_answer
+LANGUAGE sql VOLATILE AS $$
+    SELECT p_outcome, h.id, h.product_id, h.customer_id, h.quantity, h.unit_price,
+        CASE WHEN h.status = 'HELD' AND h.expires_at <= clock_timestamp() THEN 'EXPIRED'
+             ELSE h.status END,
+        h.expires_at, h.created_at, h.order_id
+$$;
+
+-- Ends a HELD hold the caller has locked (RELEASED or EXPIRED): its units
+-- go back from held_stock to current_stock.
+CREATE OR REPLACE FUNCTION end_locked_hold(h public.holds, p_status text)
+RETURNS public.holds
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_hold public.holds;
+BEGIN
+    UPDATE public.holds x SET status = p_status, ended_at = clock_timestamp()
+        WHERE x.id = h.id AND x.status = 'HELD'
+        RETURNING * INTO v_hold;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'end_locked_hold: hold % is not HELD', h.id;
+    END IF;
+    UPDATE public.products p SET current_stock = p.current_stock + h.quantity,
+            held_stock = p.held_stock - h.quantity
+        WHERE p.id = h.product_id;
+    RETURN v_hold;
+END
+$$;
+
+-- POST /holds: judged as place_order judges an order (the window, the
+-- customer's limit counting live holds, the stock), at the same moment of
+-- the database's clock; the units leave current_stock for held_stock.
+CREATE OR REPLACE FUNCTION place_hold(
+    p_product_id integer, p_key uuid, p_customer_id text, p_quantity integer,
+    p_ttl_secs integer)
+RETURNS SETOF hold_answer
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $$
+DECLARE
+    v_hold holds;
+    v_product products;
+    v_now timestamptz;
+    v_refusal integer;
+BEGIN
+    SELECT * INTO v_hold FROM holds h WHERE h.idempotency_key = p_key;
+    IF FOUND THEN
+        RETURN QUERY SELECT * FROM hold_row(1, v_hold);
+        RETURN;
+    END IF;
+    -- First without a lock: a refusal locks and writes nothing.
+    v_now := clock_timestamp();
+    SELECT * INTO v_product FROM products p WHERE p.id = p_product_id;
+    v_refusal := order_refusal(v_product, p_customer_id, p_quantity, v_now);
+    IF v_refusal = 0 THEN
+        SELECT * INTO v_product FROM products p WHERE p.id = p_product_id FOR UPDATE;
+        v_refusal := order_refusal(v_product, p_customer_id, p_quantity, v_now);
+    END IF;
+    IF v_refusal <> 0 THEN
+        -- A request with the same key may have committed meanwhile.
+        SELECT * INTO v_hold FROM holds h WHERE h.idempotency_key = p_key;
+        IF FOUND THEN
+            RETURN QUERY SELECT * FROM hold_row(1, v_hold);
+        ELSE
+            RETURN QUERY SELECT * FROM hold_row(v_refusal, NULL::holds);
+        END IF;
+        RETURN;
+    END IF;
+    v_now := clock_timestamp();
+    INSERT INTO holds AS h (idempotency_key, product_id, customer_id, quantity, unit_price,
+            status, created_at, expires_at)
+        VALUES (p_key, p_product_id, p_customer_id, p_quantity, v_product.price, 'HELD',
+            v_now, v_now + make_interval(secs => p_ttl_secs))
+        ON CONFLICT (idempotency_key) DO NOTHING
+        RETURNING * INTO v_hold;
+    IF NOT FOUND THEN
+        -- A concurrent request with the same key committed first.
+        SELECT * INTO v_hold FROM holds h WHERE h.idempotency_key = p_key;
+        RETURN QUERY SELECT * FROM hold_row(1, v_hold);
+        RETURN;
+    END IF;
+    UPDATE products p SET current_stock = p.current_stock - p_quantity,
+            held_stock = p.held_stock + p_quantity
+        WHERE p.id = p_product_id;
+    RETURN QUERY SELECT * FROM hold_row(0, v_hold);
+END
+$$;
+
+-- GET /holds/{id}: 0 and the hold, or 12. A read that meets a past-due
+-- hold expires it.
+CREATE OR REPLACE FUNCTION get_hold(p_hold_id uuid)
+RETURNS SETOF hold_answer
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $$
+DECLARE
+    v_hold holds;
+BEGIN
+    SELECT * INTO v_hold FROM holds h WHERE h.id = p_hold_id;
+    IF NOT FOUND THEN
+        RETURN QUERY SELECT * FROM hold_row(12, NULL::holds);
+        RETURN;
+    END IF;
+    IF v_hold.status = 'HELD' AND v_hold.expires_at <= clock_timestamp() THEN
+        SELECT * INTO v_hold FROM holds h WHERE h.id = p_hold_id FOR UPDATE;
+        IF v_hold.status = 'HELD' THEN
+            v_hold := end_locked_hold(v_hold, 'EXPIRED');
+        END IF;
+    END IF;
+    RETURN QUERY SELECT * FROM hold_row(0, v_hold);
+END
+$$;
+
+-- POST /holds/{id}/release: 0 (the units are back), 10, 11 or 12.
+CREATE OR REPLACE FUNCTION release_hold(p_hold_id uuid)
+RETURNS SETOF hold_answer
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $$
+DECLARE
+    v_hold holds;
+BEGIN
+    SELECT * INTO v_hold FROM holds h WHERE h.id = p_hold_id FOR UPDATE;
+    IF NOT FOUND THEN
+        RETURN QUERY SELECT * FROM hold_row(12, NULL::holds);
+    ELSIF v_hold.status = 'HELD' AND v_hold.expires_at <= clock_timestamp() THEN
+        v_hold := end_locked_hold(v_hold, 'EXPIRED');
+        RETURN QUERY SELECT * FROM hold_row(11, v_hold);
+    ELSIF v_hold.status = 'HELD' THEN
+        v_hold := end_locked_hold(v_hold, 'RELEASED');
+        RETURN QUERY SELECT * FROM hold_row(0, v_hold);
+    ELSIF v_hold.status = 'EXPIRED' THEN
+        RETURN QUERY SELECT * FROM hold_row(11, v_hold);
+    ELSE
+        RETURN QUERY SELECT * FROM hold_row(10, v_hold);
+    END IF;
+END
+$$;
+
+-- POST /orders with hold_id: buys a live hold of p_customer_id. The order
+-- takes the hold's product, quantity and price; its units move from
+-- held_stock to the order (current_stock does not change). A replayed key
+-- returns its original order, as place_order does. Rows as place_order's.
+CREATE OR REPLACE FUNCTION consume_hold(p_hold_id uuid, p_key uuid, p_customer_id text)
+RETURNS TABLE (
+    outcome integer, id uuid, idempotency_key uuid, product_id integer,
+    customer_id text, quantity integer, unit_price integer, total_price integer,
+    status text, created_at timestamptz, payment_status text)
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $$
+#variable_conflict use_column
+DECLARE
+    v_hold holds;
+    v_order orders;
+    v_refusal integer;
+BEGIN
+    SELECT * INTO v_order FROM orders o WHERE o.idempotency_key = p_key;
+    IF NOT FOUND THEN
+        -- Buyers of one hold queue here; the sweep skips a hold locked by
+        -- a buyer, and a buyer waits for a sweep that locked it first.
+        SELECT * INTO v_hold FROM holds h WHERE h.id = p_hold_id FOR UPDATE;
+        IF NOT FOUND THEN
+            v_refusal := 12;
+        ELSIF v_hold.customer_id <> p_customer_id THEN
+            v_refusal := 13;
+        ELSIF v_hold.status = 'HELD' AND v_hold.expires_at <= clock_timestamp() THEN
+            v_hold := end_locked_hold(v_hold, 'EXPIRED');
+            v_refusal := 11;
+        ELSIF v_hold.status = 'EXPIRED' THEN
+            v_refusal := 11;
+        ELSIF v_hold.status <> 'HELD' THEN
+            v_refusal := 10;
+        ELSE
+            v_refusal := 0;
+        END IF;
+        IF v_refusal = 0 THEN
+            -- Stock first, then the order (place_order's lock order).
+            UPDATE products p SET held_stock = p.held_stock - v_hold.quantity
+                WHERE p.id = v_hold.product_id;
+            INSERT INTO orders AS o (idempotency_key, product_id, customer_id, quantity,
+                    unit_price, total_price, status, hold_id)
+                VALUES (p_key, v_hold.product_id, p_customer_id, v_hold.quantity,
+                    v_hold.unit_price, v_hold.unit_price * v_hold.quantity, 'CONFIRMED',
+                    v_hold.id)
+                ON CONFLICT (idempotency_key) DO NOTHING
+                RETURNING * INTO v_order;
+            IF FOUND THEN
+                UPDATE holds h SET status = 'CONSUMED', ended_at = v_order.created_at,
+                        order_id = v_order.id
+                    WHERE h.id = v_hold.id;
+                RETURN QUERY SELECT 0, v_order.id, v_order.idempotency_key,
+                    v_order.product_id, v_order.customer_id, v_order.quantity,
+                    v_order.unit_price, v_order.total_price, v_order.status,
+                    v_order.created_at, v_order.payment_status;
+                RETURN;
+            END IF;
+            -- A concurrent request with the same key committed an order
+            -- first: the hold stays as it was, the answer is that order.
+            UPDATE products p SET held_stock = p.held_stock + v_hold.quantity
+                WHERE p.id = v_hold.product_id;
+        END IF;
+        -- While we waited for the hold's lock, a request with the same key
+        -- may have committed (this statement sees it: READ COMMITTED).
+        SELECT * INTO v_order FROM orders o WHERE o.idempotency_key = p_key;
+        IF NOT FOUND THEN
+            RETURN QUERY SELECT v_refusal, NULL::uuid, NULL::uuid, NULL::integer, NULL::text,
+                NULL::integer, NULL::integer, NULL::integer, NULL::text, NULL::timestamptz,
+                NULL::text;
+            RETURN;
+        END IF;
+    END IF;
+    RETURN QUERY SELECT 1, v_order.id, v_order.idempotency_key, v_order.product_id,
+        v_order.customer_id, v_order.quantity, v_order.unit_price, v_order.total_price,
+        v_order.status, v_order.created_at, v_order.payment_status;
+END
+$$;
+
+-- The background sweep: expires up to p_limit past-due holds, oldest due
+-- first, skipping holds another transaction has locked (a buyer, a
+-- release, the other instance's sweep), so two sweeps never take the same
+-- hold and never wait for each other on holds. Products are locked in
+-- ascending id, the order every multi-product transaction keeps. Returns
+-- the holds expired and their units.
+CREATE OR REPLACE FUNCTION expire_holds(p_limit integer)
+RETURNS TABLE (holds integer, units integer)
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $$
+#variable_conflict use_column
+DECLARE
+    v_products integer[];
+    v_quantities integer[];
+BEGIN
+    WITH due AS (
+        SELECT h.id FROM holds h
+            WHERE h.status = 'HELD' AND h.expires_at <= clock_timestamp()
+            ORDER BY h.expires_at
+            LIMIT p_limit
+            FOR UPDATE SKIP LOCKED
+    ),
+    expired AS (
+        UPDATE holds h SET status = 'EXPIRED', ended_at = clock_timestamp()
+            FROM due WHERE h.id = due.id AND h.status = 'HELD'
+            RETURNING h.product_id, h.quantity
+    )
+    SELECT array_agg(e.product_id), array_agg(e.quantity)
+        INTO v_products, v_quantities
+        FROM expired e;
+    IF v_products IS NULL THEN
+        RETURN QUERY SELECT 0, 0;
+        RETURN;
+    END IF;
+    PERFORM FROM products p WHERE p.id = ANY (v_products) ORDER BY p.id FOR UPDATE;
+    UPDATE products p SET current_stock = p.current_stock + t.units,
+            held_stock = p.held_stock - t.units
+        FROM (SELECT k.product_id, sum(k.quantity)::integer AS units
+                FROM unnest(v_products, v_quantities) AS k(product_id, quantity)
+                GROUP BY k.product_id) t
+        WHERE p.id = t.product_id;
+    RETURN QUERY SELECT cardinality(v_products),
+        (SELECT sum(q)::integer FROM unnest(v_quantities) AS q);
+END
+$$;
+
+-- Payments (platform.md §3). POST /payments/webhook in one call: the
+-- signature, then the event. Outcome codes shared with
+-- src/api/payments.rs:
+--   20 the signature is wrong (401), 21 the signature is right and the
+--   body was malformed (the API sent no fields; 422), 22 applied,
+--   23 not applied (the order's payment is final already), 24 a
+--   duplicate event_id, 25 no such order (404).
+--
+-- The HMAC-SHA256 of the raw body under the secret is computed here, by
+-- pgcrypto, and compared as HMACs of both values under a key drawn for
+-- this call: the comparison's time depends only on values an attacker
+-- cannot predict, so it reveals nothing of the expected signature.
+CREATE OR REPLACE FUNCTION payment_webhook(
+    p_secret bytea, p_signature bytea, p_payload bytea,
+    p_event_id text, p_order_id uuid, p_status text, p_occurred_at timestamptz)
+RETURNS TABLE (
+    outcome integer, event_id text, order_id uuid, payment_status text,
+    refund_required boolean)
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $$
+#variable_conflict use_column
+DECLARE
+    v_key bytea := crypto.gen_random_bytes(32);
+    v_order orders;
+    v_prior payment_events;
+    v_outcome text;
+    v_refund boolean := false;
+    v_seq bigint;
+BEGIN
+    IF crypto.hmac(crypto.hmac(p_payload, p_secret, 'sha256'), v_key, 'sha256')
+       IS DISTINCT FROM crypto.hmac(p_signature, v_key, 'sha256') THEN
+        RETURN QUERY SELECT 20, p_event_id, NULL::uuid, NULL::text, NULL::boolean;
+        RETURN;
+    END IF;
+    IF p_event_id IS NULL THEN
+        RETURN QUERY SELECT 21, p_event_id, NULL::uuid, NULL::text, NULL::boolean;
+        RETURN;
+    END IF;
+    -- Events of one order are serialised by its row lock (and so with a
+    -- buyer's cancel, which takes it too).
+    SELECT * INTO v_order FROM orders o WHERE o.id = p_order_id FOR UPDATE;
+    IF NOT FOUND THEN
+        INSERT INTO payment_events (event_id, order_id, status, occurred_at, payload, outcome)
+            VALUES (p_event_id, p_order_id, p_status, p_occurred_at,
+                convert_from(p_payload, 'UTF8'), 'unknown_order');
+        RETURN QUERY SELECT 25, p_event_id, p_order_id, NULL::text, false;
+        RETURN;
+    END IF;
+    -- Applied only on a PENDING payment: PAID and FAILED are final, so an
+    -- event older than the one applied, or contradicting it, changes
+    -- nothing.
+    v_outcome := CASE WHEN v_order.payment_status = 'PENDING' THEN 'applied'
+                      ELSE 'not_applied' END;
+    -- The event_id is accepted once: a concurrent delivery of it waits
+    -- here for the first to commit, then conflicts.
+    INSERT INTO payment_events AS e (event_id, order_id, status, occurred_at, payload, outcome)
+        VALUES (p_event_id, p_order_id, p_status, p_occurred_at,
+            convert_from(p_payload, 'UTF8'), v_outcome)
+        ON CONFLICT (event_id) WHERE outcome IN ('applied', 'not_applied') DO NOTHING
+        RETURNING e.seq INTO v_seq;
+    IF NOT FOUND THEN
+        SELECT * INTO v_prior FROM payment_events e
+            WHERE e.event_id = p_event_id AND e.outcome IN ('applied', 'not_applied');
+        INSERT INTO payment_events (event_id, order_id, status, occurred_at, payload, outcome)
+            VALUES (p_event_id, p_order_id, p_status, p_occurred_at,
+                convert_from(p_payload, 'UTF8'), 'duplicate');
+        RETURN QUERY SELECT 24, p_event_id, o.id, o.payment_status, false
+            FROM orders o WHERE o.id = v_prior.order_id;
+        RETURN;
+    END IF;
+    IF v_outcome = 'not_applied' THEN
+        RETURN QUERY SELECT 23, p_event_id, v_order.id, v_order.payment_status, false;
+        RETURN;
+    END IF;
+    IF p_status = 'succeeded' THEN
+        -- Paid for an order its buyer cancelled: the money must go back.
+        v_refund := v_order.status = 'CANCELLED';
+        UPDATE orders o SET payment_status = 'PAID', payment_updated_at = p_occurred_at
+            WHERE o.id = p_order_id;
+        IF v_refund THEN
+            UPDATE payment_events e SET refund_required = true WHERE e.seq = v_seq;
+        END IF;
+    ELSE
+        UPDATE orders o SET payment_status = 'FAILED', payment_updated_at = p_occurred_at
+            WHERE o.id = p_order_id;
+        -- The buyer's cancel path: units back once, whoever comes first.
+        PERFORM cancel_confirmed_order(p_order_id, NULL);
+    END IF;
+    RETURN QUERY SELECT 22, p_event_id, o.id, o.payment_status, v_refund FROM orders o WHERE o.id = p_order_id;
 END
 $$;
 
@@ -606,7 +1084,7 @@ ALTER FUNCTION place_order(integer, uuid, text, integer) OWNER TO flashsale_owne
 ALTER FUNCTION cancel_order(uuid, integer) OWNER TO flashsale_owner;
 ALTER FUNCTION place_orders(integer[], uuid[], text[], integer[]) OWNER TO flashsale_owner;
 ALTER FUNCTION sale_status(timestamptz, timestamptz) OWNER TO flashsale_owner;
-ALTER FUNCTION customer_units(integer, text) OWNER TO flashsale_owner;
+ALTER FUNCTION customer_units(integer, text, timestamptz) OWNER TO flashsale_owner;
 ALTER FUNCTION order_refusal(products, text, integer, timestamptz) OWNER TO flashsale_owner;
 ALTER TYPE admin_product_answer OWNER TO flashsale_owner;
 ALTER FUNCTION admin_product_row(integer, products) OWNER TO flashsale_owner;
@@ -615,6 +1093,19 @@ ALTER FUNCTION admin_create_product(integer, text, integer, integer, timestamptz
 ALTER FUNCTION admin_update_product(integer, integer, text, integer, timestamptz, timestamptz, integer)
     OWNER TO flashsale_owner;
 ALTER FUNCTION admin_restock(integer, integer) OWNER TO flashsale_owner;
+ALTER TABLE holds OWNER TO flashsale_owner;
+ALTER TABLE payment_events OWNER TO flashsale_owner;
+ALTER FUNCTION cancel_confirmed_order(uuid, integer) OWNER TO flashsale_owner;
+ALTER TYPE hold_answer OWNER TO flashsale_owner;
+ALTER FUNCTION hold_row(integer, holds) OWNER TO flashsale_owner;
+ALTER FUNCTION end_locked_hold(holds, text) OWNER TO flashsale_owner;
+ALTER FUNCTION place_hold(integer, uuid, text, integer, integer) OWNER TO flashsale_owner;
+ALTER FUNCTION get_hold(uuid) OWNER TO flashsale_owner;
+ALTER FUNCTION release_hold(uuid) OWNER TO flashsale_owner;
+ALTER FUNCTION consume_hold(uuid, uuid, text) OWNER TO flashsale_owner;
+ALTER FUNCTION expire_holds(integer) OWNER TO flashsale_owner;
+ALTER FUNCTION payment_webhook(bytea, bytea, bytea, text, uuid, text, timestamptz)
+    OWNER TO flashsale_owner;
 
 REVOKE ALL ON ALL TABLES IN SCHEMA public FROM PUBLIC;
 REVOKE ALL ON ALL SEQUENCES IN SCHEMA public FROM PUBLIC;
@@ -627,13 +1118,22 @@ ALTER DEFAULT PRIVILEGES FOR ROLE flashsale_owner REVOKE EXECUTE ON FUNCTIONS FR
 -- The API's plain SELECTs: get_product, list_sales, get_order, list_orders,
 -- list_customer_orders.
 GRANT SELECT ON products, orders TO flashsale_api;
--- Its writes: place_order, place_orders, cancel_order, and the
--- administration (the API checks ADMIN_TOKEN before it calls them).
+-- Its writes: place_order, place_orders, cancel_order, the administration
+-- (the API checks ADMIN_TOKEN before it calls them), the holds and their
+-- sweep, and the payment webhook (which checks the signature itself). The
+-- holds and payment events have no plain read: a read of a hold may expire
+-- it, and the events are the operator's.
 GRANT EXECUTE ON FUNCTION
     place_order(integer, uuid, text, integer),
     cancel_order(uuid, integer),
     place_orders(integer[], uuid[], text[], integer[]),
     admin_create_product(integer, text, integer, integer, timestamptz, timestamptz, integer),
     admin_update_product(integer, integer, text, integer, timestamptz, timestamptz, integer),
-    admin_restock(integer, integer)
+    admin_restock(integer, integer),
+    place_hold(integer, uuid, text, integer, integer),
+    get_hold(uuid),
+    release_hold(uuid),
+    consume_hold(uuid, uuid, text),
+    expire_holds(integer),
+    payment_webhook(bytea, bytea, bytea, text, uuid, text, timestamptz)
     TO flashsale_api;

@@ -337,6 +337,12 @@ pub struct Settings {
     pub admin_token: Option<String>,
     /// `None`: no per-customer limit (the default).
     pub customer_rate_limit: Option<RateLimit>,
+    /// `HOLD_TTL_SECS`: how long a hold lives.
+    pub hold_ttl_secs: u32,
+    /// `HOLD_SWEEP_INTERVAL_MS`: how often this instance expires due holds.
+    pub hold_sweep_interval: Duration,
+    /// `WEBHOOK_SECRET`; unset, no payment webhook (its path is 404).
+    pub webhook_secret: Option<String>,
 }
 
 const NANOS_PER_SECOND: u64 = 1_000_000_000;
@@ -421,6 +427,23 @@ fn parse_millionths(text: &str) -> Option<u64> {
 /// product and its stock.
 pub const ADMIN_TOKEN_BYTES_MIN: usize = 16;
 
+/// `HOLD_TTL_SECS`: a hold's lifetime (platform.md §2), at most a day.
+pub const HOLD_TTL_SECS_DEFAULT: u32 = 120;
+pub const HOLD_TTL_SECS_MAX: u32 = 24 * 60 * 60;
+/// `HOLD_SWEEP_INTERVAL_MS`: how often each instance expires due holds;
+/// a due hold's units are back on the shelf within about this long (a
+/// request that meets one expires it at once).
+pub const HOLD_SWEEP_INTERVAL_MS_DEFAULT: u64 = 1000;
+pub const HOLD_SWEEP_INTERVAL_MS_MIN: u64 = 50;
+pub const HOLD_SWEEP_INTERVAL_MS_MAX: u64 = 60_000;
+/// Holds one sweep expires at most: one short transaction, whatever the
+/// backlog; a full sweep is followed by the next at once.
+pub const HOLD_SWEEP_BATCH_MAX: i32 = 500;
+/// `WEBHOOK_SECRET`: the payment provider's signing key, as it is given
+/// (printable ASCII, as providers issue them).
+pub const WEBHOOK_SECRET_BYTES_MIN: usize = 16;
+pub const WEBHOOK_SECRET_BYTES_MAX: usize = 256;
+
 impl std::fmt::Debug for Settings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Settings")
@@ -433,6 +456,9 @@ impl std::fmt::Debug for Settings {
             .field("order_batches_in_flight", &self.order_batches_in_flight)
             .field("admin", &self.admin_token.is_some())
             .field("customer_rate_limit", &self.customer_rate_limit)
+            .field("hold_ttl_secs", &self.hold_ttl_secs)
+            .field("hold_sweep_interval", &self.hold_sweep_interval)
+            .field("webhooks", &self.webhook_secret.is_some())
             .finish()
     }
 }
@@ -488,6 +514,46 @@ impl Settings {
                 ))
             }
         };
+        let in_range = |name: &str, default: u64, min: u64, max: u64| match get(name) {
+            None => Ok(default),
+            Some(text) => text
+                .parse()
+                .ok()
+                .filter(|n| (min..=max).contains(n))
+                .ok_or(format!(
+                    "{name}={text:?} must be an integer from {min} to {max}"
+                )),
+        };
+        let hold_ttl_secs = in_range(
+            "HOLD_TTL_SECS",
+            HOLD_TTL_SECS_DEFAULT.into(),
+            1,
+            HOLD_TTL_SECS_MAX.into(),
+        )? as u32;
+        let hold_sweep_interval = Duration::from_millis(in_range(
+            "HOLD_SWEEP_INTERVAL_MS",
+            HOLD_SWEEP_INTERVAL_MS_DEFAULT,
+            HOLD_SWEEP_INTERVAL_MS_MIN,
+            HOLD_SWEEP_INTERVAL_MS_MAX,
+        )?);
+        let webhook_secret = match get("WEBHOOK_SECRET") {
+            None => None,
+            Some(secret) if secret.is_empty() => None,
+            Some(secret)
+                if (WEBHOOK_SECRET_BYTES_MIN..=WEBHOOK_SECRET_BYTES_MAX)
+                    .contains(&secret.len())
+                    && secret.bytes().all(|b| b.is_ascii_graphic()) =>
+            {
+                Some(secret)
+            }
+            Some(_) => {
+                return Err(format!(
+                    "WEBHOOK_SECRET must be {WEBHOOK_SECRET_BYTES_MIN} to \
+                     {WEBHOOK_SECRET_BYTES_MAX} printable ASCII characters without spaces \
+                     (unset it to turn the payment webhook off)"
+                ))
+            }
+        };
         Ok(Settings {
             port,
             database_url,
@@ -495,6 +561,9 @@ impl Settings {
             order_batches_in_flight,
             admin_token,
             customer_rate_limit,
+            hold_ttl_secs,
+            hold_sweep_interval,
+            webhook_secret,
         })
     }
 }
@@ -533,6 +602,9 @@ mod tests {
                 order_batches_in_flight: ORDER_BATCHES_IN_FLIGHT_DEFAULT,
                 admin_token: None,
                 customer_rate_limit: None,
+                hold_ttl_secs: HOLD_TTL_SECS_DEFAULT,
+                hold_sweep_interval: Duration::from_millis(HOLD_SWEEP_INTERVAL_MS_DEFAULT),
+                webhook_secret: None,
             }
         );
         let admin = settings(&[("ADMIN_TOKEN", "0123456789abcdef")]).unwrap();
@@ -543,6 +615,38 @@ mod tests {
             let refused = settings(&[("ADMIN_TOKEN", short_or_spaced)]).unwrap_err();
             assert!(refused.contains("ADMIN_TOKEN"), "{refused}");
         }
+    }
+
+    #[test]
+    fn holds_and_webhook_settings_are_bounded() {
+        let set = settings(&[
+            ("HOLD_TTL_SECS", "2"),
+            ("HOLD_SWEEP_INTERVAL_MS", "100"),
+            ("WEBHOOK_SECRET", "whsec_0123456789ab"),
+        ])
+        .unwrap();
+        assert_eq!(set.hold_ttl_secs, 2);
+        assert_eq!(set.hold_sweep_interval, Duration::from_millis(100));
+        assert_eq!(set.webhook_secret.as_deref(), Some("whsec_0123456789ab"));
+        assert!(!format!("{set:?}").contains("whsec_"));
+        assert_eq!(
+            settings(&[("WEBHOOK_SECRET", "")]).unwrap().webhook_secret,
+            None
+        );
+        let refused = [
+            ("HOLD_TTL_SECS", "0"),
+            ("HOLD_TTL_SECS", "86401"),
+            ("HOLD_TTL_SECS", "1.5"),
+            ("HOLD_SWEEP_INTERVAL_MS", "49"),
+            ("HOLD_SWEEP_INTERVAL_MS", "60001"),
+            ("WEBHOOK_SECRET", "0123456789abcde"),
+            ("WEBHOOK_SECRET", "0123456789 abcdef"),
+        ];
+        for (name, value) in refused {
+            let error = settings(&[(name, value)]).unwrap_err();
+            assert!(error.contains(name), "{name}={value}: {error}");
+        }
+        assert!(settings(&[("WEBHOOK_SECRET", &"x".repeat(257))]).is_err());
     }
 
     #[test]

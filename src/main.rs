@@ -93,6 +93,12 @@ fn serve(settings: &Settings) -> ExitCode {
                 "order_burst",
                 limit.map_or(Value::Null, |l| Value::Int(l.burst.into())),
             ),
+            ("hold_ttl_secs", Value::Int(settings.hold_ttl_secs.into())),
+            (
+                "hold_sweep_interval_ms",
+                Value::Int(settings.hold_sweep_interval.as_millis() as i64),
+            ),
+            ("webhooks", Value::Bool(settings.webhook_secret.is_some())),
         ],
     );
     install_stop_handlers();

@@ -19,6 +19,10 @@ pub enum Route {
     ListSales,
     /// Every `/admin/...` request.
     Admin,
+    PlaceHold,
+    GetHold,
+    ReleaseHold,
+    PaymentWebhook,
     Health,
     Metrics,
     /// Unknown paths and methods, and requests refused before routing.
@@ -26,7 +30,7 @@ pub enum Route {
 }
 
 impl Route {
-    pub const ALL: [Route; 10] = [
+    pub const ALL: [Route; 14] = [
         Route::GetProduct,
         Route::PlaceOrder,
         Route::CancelOrder,
@@ -34,6 +38,10 @@ impl Route {
         Route::ListOrders,
         Route::ListSales,
         Route::Admin,
+        Route::PlaceHold,
+        Route::GetHold,
+        Route::ReleaseHold,
+        Route::PaymentWebhook,
         Route::Health,
         Route::Metrics,
         Route::Other,
@@ -48,6 +56,10 @@ impl Route {
             Route::ListOrders => "list_orders",
             Route::ListSales => "list_sales",
             Route::Admin => "admin",
+            Route::PlaceHold => "place_hold",
+            Route::GetHold => "get_hold",
+            Route::ReleaseHold => "release_hold",
+            Route::PaymentWebhook => "payment_webhook",
             Route::Health => "health",
             Route::Metrics => "metrics",
             Route::Other => "other",
@@ -154,13 +166,19 @@ pub struct Snapshot {
 /// Order batch sizes, kept by the application.
 pub type BatchSizes = Histogram<{ BATCH_SIZE_BUCKETS.len() }>;
 
-/// The `reason` codes of the order refusals answered 409 (platform.md).
-pub const ORDER_REFUSAL_REASONS: [&str; 4] = [
+/// The `reason` codes of the order refusals answered 409 (platform.md):
+/// the first four refuse holds too, the last three only orders of holds.
+pub const ORDER_REFUSAL_REASONS: [&str; 7] = [
     "insufficient_stock",
     "sale_not_started",
     "sale_ended",
     "customer_limit_reached",
+    "hold_expired",
+    "hold_not_active",
+    "hold_not_yours",
 ];
+/// The reasons a hold is refused for.
+const HOLD_REFUSAL_REASONS: usize = 4;
 
 /// Orders refused with 409, by reason, kept by the application.
 #[derive(Debug, Default, Clone, Copy)]
@@ -176,13 +194,38 @@ impl OrderRefusals {
             self.counts[slot] += 1;
         }
     }
+
+    /// Both counts together.
+    pub fn plus(&self, other: &OrderRefusals) -> OrderRefusals {
+        let mut sum = *self;
+        for (count, more) in sum.counts.iter_mut().zip(other.counts) {
+            *count += more;
+        }
+        sum
+    }
+}
+
+/// Payment webhook events the database judged, by what they did.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct WebhookFigures {
+    pub applied: u64,
+    pub not_applied: u64,
+    pub duplicate: u64,
+    pub unknown_order: u64,
 }
 
 /// The figures the application keeps, for [`render`].
 #[derive(Debug, Clone, Copy)]
 pub struct AppFigures<'a> {
     pub batch_sizes: &'a BatchSizes,
-    pub order_refusals: &'a OrderRefusals,
+    /// Orders (of products and of holds) refused with 409, by reason.
+    pub order_refusals: OrderRefusals,
+    /// Holds refused with 409, by reason.
+    pub hold_refusals: OrderRefusals,
+    /// Hold sweeps this instance ran, and the holds they expired.
+    pub hold_sweeps: u64,
+    pub holds_expired: u64,
+    pub webhooks: WebhookFigures,
     /// Customers the per-customer rate limit remembers, and those it
     /// evicted with tokens spent (both 0 when the limit is off).
     pub rate_limit_customers: usize,
@@ -233,7 +276,9 @@ pub fn render(out: &mut Vec<u8>, http: &HttpMetrics, app: AppFigures<'_>, now: &
             1e-6,
         );
     }
-    orders(out, http, app.order_refusals);
+    orders(out, http, &app.order_refusals);
+    holds(out, http, &app);
+    webhooks(out, http, &app.webhooks);
     header(
         out,
         "flashsale_order_batch_size",
@@ -364,6 +409,75 @@ fn orders(out: &mut Vec<u8>, http: &HttpMetrics, refusals: &OrderRefusals) {
     }
 }
 
+/// Holds by outcome, as orders are counted; the sweeps and what they expired.
+fn holds(out: &mut Vec<u8>, http: &HttpMetrics, app: &AppFigures<'_>) {
+    const OUTCOMES: [(u16, &str); 6] = [
+        (201, "created"),
+        (200, "replayed"),
+        (404, "product_not_found"),
+        (422, "invalid"),
+        (429, "rate_limited"),
+        (503, "refused"),
+    ];
+    header(
+        out,
+        "flashsale_holds_total",
+        "counter",
+        "Holds answered, by outcome.",
+    );
+    let counts = &http.answered[Route::PlaceHold as usize];
+    for (status, outcome) in OUTCOMES {
+        let count = counts[status_slot(status)] as f64;
+        line(out, "flashsale_holds_total", &[("outcome", outcome)], count);
+    }
+    let reasons = ORDER_REFUSAL_REASONS.iter().zip(app.hold_refusals.counts);
+    for (reason, count) in reasons.take(HOLD_REFUSAL_REASONS) {
+        let count = count as f64;
+        line(out, "flashsale_holds_total", &[("outcome", reason)], count);
+    }
+    counter(
+        out,
+        "flashsale_hold_sweeps_total",
+        "Sweeps of due holds this instance ran.",
+        app.hold_sweeps as f64,
+    );
+    counter(
+        out,
+        "flashsale_holds_expired_total",
+        "Holds this instance's sweeps expired.",
+        app.holds_expired as f64,
+    );
+}
+
+/// Payment webhooks by outcome: what the database did with the signed
+/// events, and the requests refused before (signature, body).
+fn webhooks(out: &mut Vec<u8>, http: &HttpMetrics, figures: &WebhookFigures) {
+    header(
+        out,
+        "flashsale_webhooks_total",
+        "counter",
+        "Payment webhooks answered, by outcome.",
+    );
+    let counts = &http.answered[Route::PaymentWebhook as usize];
+    let outcomes = [
+        ("applied", figures.applied),
+        ("not_applied", figures.not_applied),
+        ("duplicate", figures.duplicate),
+        ("unknown_order", figures.unknown_order),
+        ("invalid_signature", counts[status_slot(401)]),
+        ("invalid", counts[status_slot(422)]),
+    ];
+    for (outcome, count) in outcomes {
+        let count = count as f64;
+        line(
+            out,
+            "flashsale_webhooks_total",
+            &[("outcome", outcome)],
+            count,
+        );
+    }
+}
+
 fn header(out: &mut Vec<u8>, name: &str, kind: &str, help: &str) {
     out.extend_from_slice(format!("# HELP {name} {help}\n# TYPE {name} {kind}\n").as_bytes());
 }
@@ -454,9 +568,22 @@ mod tests {
         refusals.count("customer_limit_reached");
         refusals.count("customer_limit_reached");
         refusals.count("not_an_order_refusal");
+        let mut hold_refusals = OrderRefusals::default();
+        hold_refusals.count("sale_ended");
+        let webhooks = WebhookFigures {
+            applied: 4,
+            duplicate: 1,
+            ..WebhookFigures::default()
+        };
+        http.record(Route::PaymentWebhook, 401, Duration::ZERO);
+        http.record(Route::PlaceHold, 201, Duration::ZERO);
         let app = AppFigures {
             batch_sizes: &batches,
-            order_refusals: &refusals,
+            order_refusals: refusals,
+            hold_refusals,
+            hold_sweeps: 9,
+            holds_expired: 200,
+            webhooks,
             rate_limit_customers: 12,
             rate_limit_evictions: 3,
         };
@@ -506,6 +633,18 @@ mod tests {
         );
         assert_eq!(at(r#"flashsale_orders_total{outcome="sale_ended"}"#), "0");
         assert_eq!(at(r#"flashsale_orders_total{outcome="rate_limited"}"#), "2");
+        assert_eq!(at(r#"flashsale_holds_total{outcome="created"}"#), "1");
+        assert_eq!(at(r#"flashsale_holds_total{outcome="sale_ended"}"#), "1");
+        assert!(value_of(&text, r#"flashsale_holds_total{outcome="hold_expired"}"#).is_none());
+        assert_eq!(at("flashsale_hold_sweeps_total"), "9");
+        assert_eq!(at("flashsale_holds_expired_total"), "200");
+        assert_eq!(at(r#"flashsale_webhooks_total{outcome="applied"}"#), "4");
+        assert_eq!(at(r#"flashsale_webhooks_total{outcome="duplicate"}"#), "1");
+        assert_eq!(
+            at(r#"flashsale_webhooks_total{outcome="invalid_signature"}"#),
+            "1"
+        );
+        assert_eq!(at(r#"flashsale_orders_total{outcome="hold_expired"}"#), "0");
         assert_eq!(at("flashsale_rate_limit_customers"), "12");
         assert_eq!(at("flashsale_rate_limit_evictions_total"), "3");
         assert_eq!(at(r#"flashsale_order_batch_size_bucket{le="4"}"#), "1");

@@ -26,8 +26,9 @@ const PRICE: i64 = 1234;
 const CLOCK_SKEW_MAX_S: f64 = 300.0;
 /// How long a server may take to close a connection it should close.
 const CLOSE_WAIT: Duration = Duration::from_secs(3);
-/// Members of an order object (challenge.md plus compat.md).
-const ORDER_KEYS: [&str; 10] = [
+/// Members of an order object (challenge.md plus compat.md, plus
+/// platform.md §3's `payment_status`).
+const ORDER_KEYS: [&str; 11] = [
     "order_id",
     "id",
     "idempotency_key",
@@ -38,15 +39,18 @@ const ORDER_KEYS: [&str; 10] = [
     "total_price",
     "status",
     "created_at",
+    "payment_status",
 ];
-/// Members of an entry of `GET /orders?product_id=N`; `id` may be added.
-const LIST_ENTRY_KEYS: [&str; 6] = [
+/// Members of an entry of `GET /orders?product_id=N` (and platform.md
+/// §3's `payment_status`); `id` may be added.
+const LIST_ENTRY_KEYS: [&str; 7] = [
     "order_id",
     "customer_id",
     "quantity",
     "total_price",
     "status",
     "created_at",
+    "payment_status",
 ];
 
 fn stack() -> Arc<Stack> {

@@ -25,7 +25,7 @@ CREATE FUNCTION place_orders_one_by_one(
 RETURNS TABLE (
     idx integer, outcome integer, id uuid, idempotency_key uuid, product_id integer,
     customer_id text, quantity integer, unit_price integer, total_price integer,
-    status text, created_at timestamptz)
+    status text, created_at timestamptz, payment_status text)
 LANGUAGE plpgsql AS $$
 DECLARE
     i integer;

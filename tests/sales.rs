@@ -1402,7 +1402,8 @@ fn product_orders_alone_keep_todays_answer() {
             "quantity",
             "total_price",
             "status",
-            "created_at"
+            "created_at",
+            "payment_status"
         ],
         "{list}"
     );

@@ -13,11 +13,11 @@ use crate::api::products::{write_product, ProductRow};
 use crate::api::render::Malformed;
 use crate::api::routes::Query;
 use crate::api::statements::id_of;
-use crate::api::validate::{decimal_product_ref, parse_rfc3339, Invalid, Member, ProductRef};
+use crate::api::validate::{decimal_product_ref, time_text, Invalid, Member, ProductRef};
 use crate::api::{malformed, refuse_for, Db, Refusal, PRODUCT_NOT_FOUND};
 use crate::config::PRODUCT_NAME_CHARS_MAX;
 use crate::const_text::Part;
-use crate::json::{self, JsonStr, Value};
+use crate::json::{self, Value};
 use crate::log;
 use crate::pg::{columns, oid, Param, Refused, Rows, Statement, StatementId};
 
@@ -196,23 +196,6 @@ fn time_value(value: Value<'_>, message: &'static str) -> Result<Option<i64>, In
         Value::Str(text) => time_text(text).map(Some).ok_or(Invalid(message)),
         _ => Err(Invalid(message)),
     }
-}
-
-/// Times are ASCII; an escaped one is decoded into a stack buffer first.
-fn time_text(text: JsonStr<'_>) -> Option<i64> {
-    if let Some(plain) = text.as_unescaped() {
-        return parse_rfc3339(plain.as_bytes());
-    }
-    let mut decoded = [0u8; 64];
-    let mut len = 0;
-    for c in text.chars() {
-        if !c.is_ascii() || len == decoded.len() {
-            return None;
-        }
-        decoded[len] = c as u8;
-        len += 1;
-    }
-    parse_rfc3339(&decoded[..len])
 }
 
 fn limit_value(value: Value<'_>) -> Result<Option<i32>, Invalid> {

@@ -5,16 +5,18 @@
 
 use std::time::Instant;
 
+use crate::api::holds::sweep::{HoldSweeper, SWEEP_TAG};
 use crate::api::orders::batch::{self, Batcher};
 use crate::api::rate_limit::CustomerRateLimit;
-use crate::api::routes::{self, Command, Query};
+use crate::api::routes::{self, Command, Query, QueryFigures, QueryInput};
 use crate::api::statements::STATEMENTS;
 use crate::api::{
     admin, answer_of, health, refusal_for, Answer, Db, Handled, Host, Refusal, Request, RequestId,
-    DATABASE_ERROR, DATABASE_TIMED_OUT, DATABASE_UNAVAILABLE, NOT_FOUND, OVERLOADED,
+    DATABASE_ERROR, DATABASE_TIMED_OUT, DATABASE_UNAVAILABLE, KEYED_OUTCOME_UNKNOWN, NOT_FOUND,
+    OVERLOADED,
 };
 use crate::config::{
-    RateLimit, ANSWER_BODY_BYTES_INITIAL, CUSTOMER_ID_BYTES_MAX, HTTP_CONNECTIONS_MAX,
+    Settings, ANSWER_BODY_BYTES_INITIAL, CUSTOMER_ID_BYTES_MAX, HTTP_CONNECTIONS_MAX,
 };
 use crate::log::{self, Value};
 use crate::metrics::{AppFigures, Route};
@@ -23,6 +25,11 @@ use crate::pg::{Pool, Reply, Statement};
 pub struct App {
     /// `ADMIN_TOKEN`: `None`, the administration does not exist (404).
     admin_token: Option<Box<[u8]>>,
+    /// `WEBHOOK_SECRET`: `None`, the payment webhook does not exist (404).
+    webhook_secret: Option<Box<[u8]>>,
+    /// `HOLD_TTL_SECS`.
+    hold_ttl_secs: i32,
+    hold_sweeper: HoldSweeper,
     queries: QueryTable,
     orders: Batcher,
     /// Checked by every customer-keyed write before it takes anything.
@@ -34,22 +41,21 @@ pub struct App {
 }
 
 impl App {
-    /// `order_batches_in_flight`: how many batches of orders that may be
-    /// created are at the database at once; `connections`: the pool's size;
-    /// `admin_token`: `ADMIN_TOKEN`; `rate_limit`: each customer's (its
-    /// table is allocated now).
-    pub fn new(
-        order_batches_in_flight: usize,
-        connections: usize,
-        admin_token: Option<&str>,
-        rate_limit: Option<RateLimit>,
-        now: Instant,
-    ) -> App {
+    /// The application as `settings` describe it (the rate limit's table
+    /// is allocated now).
+    pub fn new(settings: &Settings, now: Instant) -> App {
+        // One batch at most per connection: pipelined transactions on one
+        // connection commit one after another, so a second one could only wait.
+        let batches_in_flight = settings.order_batches_in_flight.min(settings.pool_size);
+        let secret = |value: &Option<String>| value.as_ref().map(|v| v.as_bytes().into());
         App {
-            admin_token: admin_token.map(|token| token.as_bytes().into()),
+            admin_token: secret(&settings.admin_token),
+            webhook_secret: secret(&settings.webhook_secret),
+            hold_ttl_secs: i32::try_from(settings.hold_ttl_secs).unwrap_or(i32::MAX),
+            hold_sweeper: HoldSweeper::new(settings.hold_sweep_interval, now),
             queries: QueryTable::new(),
-            orders: Batcher::new(order_batches_in_flight, connections),
-            customer_rate_limit: CustomerRateLimit::new(rate_limit, now),
+            orders: Batcher::new(batches_in_flight, settings.pool_size),
+            customer_rate_limit: CustomerRateLimit::new(settings.customer_rate_limit, now),
             text: String::with_capacity(CUSTOMER_ID_BYTES_MAX),
             body: Vec::with_capacity(ANSWER_BODY_BYTES_INITIAL),
         }
@@ -71,15 +77,18 @@ impl App {
         // The administration answers nothing, not even a 422, to a request
         // without the token; without a token set, it is not there at all.
         let admin_token = self.admin_token.as_deref();
+        let webhook_secret = self.webhook_secret.as_deref();
         let admit = |route| match (route, admin_token) {
             (Route::Admin, None) => Err(NOT_FOUND),
             (Route::Admin, Some(token)) => admin::authorize(token, request.authorization),
+            (Route::PaymentWebhook, _) if webhook_secret.is_none() => Err(NOT_FOUND),
             _ => Ok(()),
         };
         let (label, routed) = routes::route_labelled(
             request.method,
             request.target,
             request.body,
+            request.signature,
             &mut self.text,
             admit,
         );
@@ -96,7 +105,19 @@ impl App {
                 Err(refusal) => refused(refusal),
             },
             Ok(Command::Query(query, text)) => {
-                match self.queries.submit(request.id, query, text, pool, now) {
+                let input = QueryInput {
+                    text,
+                    body: request.body,
+                    hold_ttl_secs: self.hold_ttl_secs,
+                    webhook_secret: webhook_secret.unwrap_or_default(),
+                };
+                let admitted = match query.is_customer_write() {
+                    true => self.customer_rate_limit.admit(text, now),
+                    false => Ok(()),
+                };
+                match admitted
+                    .and_then(|()| self.queries.submit(request.id, query, &input, pool, now))
+                {
                     Ok(()) => Handled::Pending,
                     Err(refusal) => refused(refusal),
                 }
@@ -107,9 +128,17 @@ impl App {
 
     /// The application's own figures for the metrics.
     pub fn figures(&self) -> AppFigures<'_> {
+        let figures = &self.queries.figures;
         AppFigures {
             batch_sizes: self.orders.sizes(),
-            order_refusals: self.orders.refusals(),
+            order_refusals: self
+                .orders
+                .refusals()
+                .plus(&figures.holds.purchase_refusals),
+            hold_refusals: figures.holds.refusals,
+            hold_sweeps: figures.holds.sweeps,
+            holds_expired: figures.holds.expired,
+            webhooks: figures.webhooks,
             rate_limit_customers: self.customer_rate_limit.customers(),
             rate_limit_evictions: self.customer_rate_limit.evictions(),
         }
@@ -119,15 +148,24 @@ impl App {
     pub fn on_reply(&mut self, tag: u64, reply: Reply<'_>, host: &mut impl Host) {
         if batch::owns(tag) {
             self.orders.on_reply(tag, reply, &mut self.body, host);
+        } else if tag == SWEEP_TAG {
+            (self.hold_sweeper).on_reply(reply, &mut self.queries.figures.holds);
         } else {
             self.queries.on_reply(tag, reply, &mut self.body, host);
         }
     }
 
-    /// Sends what the turn gathered: the orders, in batches.
+    /// Sends what the turn gathered: the orders, in batches; and a sweep
+    /// of due holds when its time has come.
     pub fn end_of_turn(&mut self, pool: &mut Pool, host: &mut impl Host, now: Instant) {
         self.orders.send(pool, host, now);
+        self.hold_sweeper.tick(pool, now);
         self.customer_rate_limit.end_of_turn(now);
+    }
+
+    /// When the loop must wake for the application's own work, if ever.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.hold_sweeper.next_at()
     }
 
     /// The server stops: whatever never reached the database is answered.
@@ -148,6 +186,7 @@ struct Waiting {
 struct QueryTable {
     slots: Vec<Option<Waiting>>,
     free: Vec<u32>,
+    figures: QueryFigures,
 }
 
 impl QueryTable {
@@ -155,6 +194,7 @@ impl QueryTable {
         QueryTable {
             slots: Vec::with_capacity(HTTP_CONNECTIONS_MAX),
             free: Vec::with_capacity(HTTP_CONNECTIONS_MAX),
+            figures: QueryFigures::default(),
         }
     }
 
@@ -162,7 +202,7 @@ impl QueryTable {
         &mut self,
         request: RequestId,
         query: Query,
-        text: &str,
+        input: &QueryInput<'_>,
         pool: &mut Pool,
         now: Instant,
     ) -> Result<(), Refusal> {
@@ -179,7 +219,7 @@ impl QueryTable {
             tag: slot as u64,
             now,
         };
-        match query.submit(&mut db, text) {
+        match query.submit(&mut db, input) {
             Ok(()) => {
                 self.slots[slot] = Some(Waiting { request, query });
                 Ok(())
@@ -199,7 +239,9 @@ impl QueryTable {
         self.free.push(slot as u32);
         body.clear();
         let rendered = match reply {
-            Reply::Rows(rows) => waiting.query.answer(rows, body),
+            Reply::Rows(rows) => waiting.query.answer(rows, body, &mut self.figures),
+            // A hold, or an order of one, may have committed: its key tells.
+            Reply::Unavailable if waiting.query.is_customer_write() => Err(KEYED_OUTCOME_UNKNOWN),
             Reply::Unavailable => Err(DATABASE_UNAVAILABLE),
             Reply::Failed(error) if error.is_timeout() => Err(DATABASE_TIMED_OUT),
             Reply::Failed(error) => {

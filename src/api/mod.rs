@@ -19,6 +19,9 @@
 //! products.rs    GET /products/{id}, the product object
 //! sales.rs       GET /sales
 //! admin.rs       /admin/...: products, their sales, restocks
+//! holds/         place.rs (POST /holds), read.rs (GET, release), consume.rs
+//!                (an order of a hold), sweep.rs (the background expiry)
+//! payments.rs    POST /payments/webhook
 //! health.rs      GET /health
 //! rate_limit.rs  the per-customer rate limit on orders (token buckets, a fixed table)
 //! statements.rs  every statement, prepared once on each database connection
@@ -33,7 +36,9 @@
 pub mod admin;
 mod app;
 pub mod health;
+pub mod holds;
 pub mod orders;
+pub mod payments;
 pub mod products;
 pub mod rate_limit;
 pub mod render;
@@ -66,6 +71,8 @@ pub struct Request<'a> {
     pub target: &'a [u8],
     /// The `Authorization` field's value, if any.
     pub authorization: Option<&'a [u8]>,
+    /// The `X-Signature` field's value, if any (empty when repeated).
+    pub signature: Option<&'a [u8]>,
     pub body: &'a [u8],
 }
 
@@ -177,6 +184,12 @@ pub const ORDER_TIMED_OUT: Refusal = refuse(
 pub const ORDER_OUTCOME_UNKNOWN: Refusal = refuse(
     503,
     "database unavailable: the order may have been placed, retry with the same idempotency_key",
+);
+/// The same for a hold, or an order of a hold.
+pub const KEYED_OUTCOME_UNKNOWN: Refusal = refuse(
+    503,
+    "database unavailable: the request may have been carried out, retry with the same \
+     idempotency_key",
 );
 pub const OVERLOADED: Refusal = refuse(503, "server overloaded, retry later");
 pub const SHUTTING_DOWN: Refusal = refuse(503, "server shutting down, retry");

@@ -7,10 +7,12 @@
 //! also a [`Query`] variant and its two dispatch arms below.
 
 use crate::api::admin::{self, NewProduct, ProductChange};
+use crate::api::holds::{self, place::HoldRequest, HoldFigures};
 use crate::api::orders::{self, place::OrderRequest};
+use crate::api::payments::{self, Webhook};
 use crate::api::{method_not_allowed, products, sales, Db, Refusal, NOT_FOUND};
 use crate::http::request::Method;
-use crate::metrics;
+use crate::metrics::{self, WebhookFigures};
 use crate::pg::{Refused, Rows};
 
 /// What a request asks for, validated.
@@ -54,12 +56,43 @@ pub enum Query {
         id: i32,
         quantity: i32,
     },
+    /// The customer id is the command's text.
+    PlaceHold(HoldRequest),
+    GetHold([u8; 16]),
+    ReleaseHold([u8; 16]),
+    /// `POST /orders` with `hold_id`; the customer id is the command's text.
+    ConsumeHold {
+        hold_id: [u8; 16],
+        key: [u8; 16],
+    },
+    /// The event id (if the body is an event) is the command's text.
+    PaymentWebhook(Webhook),
+}
+
+/// What a query's statement takes beside the query itself.
+#[derive(Debug, Clone, Copy)]
+pub struct QueryInput<'a> {
+    /// The command's text.
+    pub text: &'a str,
+    /// The request's raw body (what a webhook's signature signs).
+    pub body: &'a [u8],
+    /// `HOLD_TTL_SECS`.
+    pub hold_ttl_secs: i32,
+    /// `WEBHOOK_SECRET` (empty when unset: the route is 404 then).
+    pub webhook_secret: &'a [u8],
+}
+
+/// What the queries' answers count for the metrics.
+#[derive(Debug, Default)]
+pub struct QueryFigures {
+    pub holds: HoldFigures,
+    pub webhooks: WebhookFigures,
 }
 
 impl Query {
-    /// Sends the statement that answers this query; `text` is the
-    /// command's text.
-    pub fn submit(&self, db: &mut Db<'_>, text: &str) -> Result<(), Refused> {
+    /// Sends the statement that answers this query.
+    pub fn submit(&self, db: &mut Db<'_>, input: &QueryInput<'_>) -> Result<(), Refused> {
+        let text = input.text;
         match self {
             Query::GetProduct(id) => products::submit(db, *id),
             Query::GetOrder(id) => orders::get::submit(db, id),
@@ -75,12 +108,30 @@ impl Query {
             Query::AdminCreate(product) => admin::submit_create(db, product, text),
             Query::AdminUpdate(change) => admin::submit_change(db, change, text),
             Query::AdminRestock { id, quantity } => admin::submit_restock(db, *id, *quantity),
+            Query::PlaceHold(hold) => holds::place::submit(db, hold, text, input.hold_ttl_secs),
+            Query::GetHold(id) => holds::read::submit_get(db, id),
+            Query::ReleaseHold(id) => holds::read::submit_release(db, id),
+            Query::ConsumeHold { hold_id, key } => holds::consume::submit(db, hold_id, key, text),
+            Query::PaymentWebhook(webhook) => {
+                payments::submit(db, webhook, text, input.webhook_secret, input.body)
+            }
         }
+    }
+
+    /// Whether this is a customer's write that the per-customer rate limit
+    /// counts (a hold, an order of one); its customer is the command's text.
+    pub fn is_customer_write(&self) -> bool {
+        matches!(self, Query::PlaceHold(_) | Query::ConsumeHold { .. })
     }
 
     /// Renders the statement's rows into `body`: the status to send, or
     /// the refusal to send instead.
-    pub fn answer(&self, rows: Rows<'_>, body: &mut Vec<u8>) -> Result<u16, Refusal> {
+    pub fn answer(
+        &self,
+        rows: Rows<'_>,
+        body: &mut Vec<u8>,
+        figures: &mut QueryFigures,
+    ) -> Result<u16, Refusal> {
         match self {
             Query::GetProduct(_) => products::answer(rows, body),
             Query::GetOrder(_) => orders::get::answer(rows, body),
@@ -90,6 +141,13 @@ impl Query {
             Query::CancelOrder { order_id, .. } => orders::cancel::answer(order_id, rows, body),
             Query::AdminCreate(_) | Query::AdminUpdate(_) | Query::AdminRestock { .. } => {
                 admin::answer(self, rows, body)
+            }
+            Query::PlaceHold(_) => holds::place::answer(rows, body, &mut figures.holds),
+            Query::GetHold(_) => holds::read::answer_get(rows, body),
+            Query::ReleaseHold(_) => holds::read::answer_release(rows, body),
+            Query::ConsumeHold { .. } => holds::consume::answer(rows, body, &mut figures.holds),
+            Query::PaymentWebhook(webhook) => {
+                payments::answer(webhook, rows, body, &mut figures.webhooks)
             }
         }
     }
@@ -104,7 +162,22 @@ pub fn route<'a>(
     scratch: &'a mut String,
 ) -> Result<Command<'a>, Refusal> {
     let (segments, query) = split_target(target);
-    command(method, segments, query, body, scratch)
+    let request = Parts {
+        query,
+        body,
+        signature: None,
+    };
+    command(method, segments, request, scratch)
+}
+
+/// What of a request, beside its method and path, a route may look at.
+#[derive(Clone, Copy)]
+struct Parts<'r> {
+    /// The query string (after `?`).
+    query: &'r [u8],
+    body: &'r [u8],
+    /// The `X-Signature` field (the payment webhook's).
+    signature: Option<&'r [u8]>,
 }
 
 /// [`route`], and the route the request counts under in the metrics
@@ -115,22 +188,28 @@ pub fn route_labelled<'a>(
     method: Method,
     target: &[u8],
     body: &[u8],
+    signature: Option<&[u8]>,
     scratch: &'a mut String,
     admit: impl FnOnce(metrics::Route) -> Result<(), Refusal>,
 ) -> (metrics::Route, Result<Command<'a>, Refusal>) {
     let (segments, query) = split_target(target);
     let label = label(method, &segments);
-    let routed = admit(label).and_then(|()| command(method, segments, query, body, scratch));
+    let request = Parts {
+        query,
+        body,
+        signature,
+    };
+    let routed = admit(label).and_then(|()| command(method, segments, request, scratch));
     (label, routed)
 }
 
 fn command<'a>(
     method: Method,
     segments: [Option<&[u8]>; 4],
-    query_text: &[u8],
-    body: &[u8],
+    request: Parts<'_>,
     scratch: &'a mut String,
 ) -> Result<Command<'a>, Refusal> {
+    let (query_text, body) = (request.query, request.body);
     // HEAD is GET whose answer goes without its body (the server leaves it out).
     let method = match method {
         Method::Head => Method::Get,
@@ -140,7 +219,7 @@ fn command<'a>(
     let with_text = |(query, text)| Command::Query(query, text);
     match segments {
         [Some(b"orders"), None, ..] => match method {
-            Method::Post => orders::place::parse(body, scratch).map(Command::PlaceOrder),
+            Method::Post => orders::place::parse(body, scratch),
             Method::Get => orders::list::parse(query_text, scratch).map(with_text),
             _ => Err(method_not_allowed("GET, POST")),
         },
@@ -174,6 +253,22 @@ fn command<'a>(
             Method::Post => admin::parse_restock(admin::path_product(id)?, body).map(query),
             _ => Err(method_not_allowed("POST")),
         },
+        [Some(b"holds"), None, ..] => match method {
+            Method::Post => holds::place::parse(body, scratch).map(with_text),
+            _ => Err(method_not_allowed("POST")),
+        },
+        [Some(b"holds"), Some(id), None, _] => match method {
+            Method::Get => holds::read::parse_get(id).map(query),
+            _ => Err(method_not_allowed("GET")),
+        },
+        [Some(b"holds"), Some(id), Some(b"release"), None] => match method {
+            Method::Post => holds::read::parse_release(id, body).map(query),
+            _ => Err(method_not_allowed("POST")),
+        },
+        [Some(b"payments"), Some(b"webhook"), None, _] => match method {
+            Method::Post => payments::parse(request.signature, body, scratch).map(with_text),
+            _ => Err(method_not_allowed("POST")),
+        },
         [Some(b"health"), None, ..] => match method {
             Method::Get => Ok(Command::Health),
             _ => Err(method_not_allowed("GET")),
@@ -201,6 +296,10 @@ fn label(method: Method, segments: &[Option<&[u8]>; 4]) -> metrics::Route {
         [Some(b"orders"), Some(_), None, _] => Route::GetOrder,
         [Some(b"orders"), Some(_), Some(b"cancel"), None] => Route::CancelOrder,
         [Some(b"products"), Some(_), None, _] => Route::GetProduct,
+        [Some(b"holds"), None, ..] => Route::PlaceHold,
+        [Some(b"holds"), Some(_), None, _] => Route::GetHold,
+        [Some(b"holds"), Some(_), Some(b"release"), None] => Route::ReleaseHold,
+        [Some(b"payments"), Some(b"webhook"), None, _] => Route::PaymentWebhook,
         [Some(b"health"), None, ..] => Route::Health,
         [Some(b"metrics"), None, ..] => Route::Metrics,
         _ => Route::Other,

@@ -5,8 +5,9 @@
 //! and table cannot disagree (and a statement left out of the table does
 //! not compile).
 
+use crate::api::holds::{consume, read, sweep};
 use crate::api::orders::{batch, cancel, get, list, place};
-use crate::api::{admin, products, sales};
+use crate::api::{admin, holds, payments, products, sales};
 use crate::pg::{Statement, StatementId};
 
 pub const STATEMENTS: &[Statement] = &[
@@ -21,6 +22,12 @@ pub const STATEMENTS: &[Statement] = &[
     admin::ADMIN_CREATE_PRODUCT,
     admin::ADMIN_UPDATE_PRODUCT,
     admin::ADMIN_RESTOCK,
+    holds::place::PLACE_HOLD,
+    read::GET_HOLD,
+    read::RELEASE_HOLD,
+    consume::CONSUME_HOLD,
+    sweep::EXPIRE_HOLDS,
+    payments::PAYMENT_WEBHOOK,
 ];
 
 /// The id of `statement`: its position in [`STATEMENTS`], found by name.

@@ -75,6 +75,11 @@ impl<'i> Member<'i> {
         self.value = Some(value);
     }
 
+    /// Whether the body has this member at all.
+    pub(crate) fn is_present(&self) -> bool {
+        self.value.is_some()
+    }
+
     /// A member that may be absent (`None`); repeated, it is refused.
     pub(crate) fn optional(&self, duplicate: &'static str) -> Result<Option<Value<'i>>, Invalid> {
         match self.value {
@@ -117,25 +122,45 @@ pub(crate) fn uuid_v4_value(value: Value<'_>) -> Result<[u8; 16], Invalid> {
     let Value::Str(text) = value else {
         return Err(Invalid(MSG_KEY_FORMAT));
     };
-    uuid_v4_from_json(text).ok_or(Invalid(MSG_KEY_FORMAT))
+    ascii_from_json::<UUID_TEXT_LEN, _>(text, parse_uuid_v4).ok_or(Invalid(MSG_KEY_FORMAT))
 }
 
-/// A UUID may arrive with escapes (`\u0035...`); it is judged decoded, via a
-/// stack buffer exactly as long as a UUID.
-fn uuid_v4_from_json(text: JsonStr<'_>) -> Option<[u8; 16]> {
+/// A UUID of any version (an id the database made), or `message`.
+pub(crate) fn uuid_value(value: Value<'_>, message: &'static str) -> Result<[u8; 16], Invalid> {
+    let Value::Str(text) = value else {
+        return Err(Invalid(message));
+    };
+    ascii_from_json::<UUID_TEXT_LEN, _>(text, parse_uuid).ok_or(Invalid(message))
+}
+
+/// An RFC 3339 time (see [`parse_rfc3339`]), or `None`.
+pub(crate) fn time_text(text: JsonStr<'_>) -> Option<i64> {
+    ascii_from_json::<RFC3339_TEXT_BYTES_MAX, _>(text, parse_rfc3339)
+}
+
+/// The longest RFC 3339 time worth decoding (nanoseconds and an offset
+/// fit in 35 bytes).
+const RFC3339_TEXT_BYTES_MAX: usize = 64;
+
+/// An ASCII value (a UUID, a time) may arrive with escapes (`\u0035...`);
+/// it is judged decoded, via a stack buffer of at most `N` bytes.
+fn ascii_from_json<const N: usize, T>(
+    text: JsonStr<'_>,
+    parse: impl Fn(&[u8]) -> Option<T>,
+) -> Option<T> {
     if let Some(plain) = text.as_unescaped() {
-        return parse_uuid_v4(plain.as_bytes());
+        return parse(plain.as_bytes());
     }
-    let mut decoded = [0u8; UUID_TEXT_LEN];
+    let mut decoded = [0u8; N];
     let mut len = 0;
     for c in text.chars() {
-        if !c.is_ascii() || len == UUID_TEXT_LEN {
+        if !c.is_ascii() || len == N {
             return None;
         }
         decoded[len] = c as u8;
         len += 1;
     }
-    parse_uuid_v4(&decoded[..len])
+    parse(&decoded[..len])
 }
 
 pub(crate) fn customer_id_value(value: Value<'_>) -> Result<JsonStr<'_>, Invalid> {

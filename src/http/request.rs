@@ -44,6 +44,10 @@ pub struct Head {
     pub expects_continue: bool,
     /// The `Authorization` field's value, as a byte range of the input.
     pub authorization: Option<Range<usize>>,
+    /// The `X-Signature` field's value (a payment webhook's HMAC), as a
+    /// byte range of the input; repeated, an empty range, which no
+    /// signature matches.
+    pub signature: Option<Range<usize>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -276,6 +280,10 @@ fn parse_head(input: &[u8]) -> Result<Option<(Head, usize, Framing)>, HttpError>
         authorization: fields
             .authorization
             .map(|value| subslice_range(input, value)),
+        signature: match fields.signature {
+            _ if fields.signature_repeated => Some(0..0),
+            signature => signature.map(|value| subslice_range(input, value)),
+        },
         keep_alive: if is_http_11 {
             !fields.connection_close
         } else {
@@ -336,6 +344,8 @@ struct HeaderFields<'b> {
     transfer_encodings: usize,
     transfer_encoding_other: bool,
     authorization: Option<&'b [u8]>,
+    signature: Option<&'b [u8]>,
+    signature_repeated: bool,
 }
 
 impl<'b> HeaderFields<'b> {
@@ -362,6 +372,10 @@ impl<'b> HeaderFields<'b> {
                 if fields.authorization.replace(value).is_some() {
                     return Err(HttpError::BadRequest("repeated Authorization field"));
                 }
+            } else if name.eq_ignore_ascii_case("x-signature") {
+                // The webhook answers a repeated one itself (401): which
+                // of two signatures counts is for no parser to decide.
+                fields.signature_repeated |= fields.signature.replace(value).is_some();
             }
         }
         Ok(fields)
@@ -565,6 +579,7 @@ mod tests {
             keep_alive,
             expects_continue: false,
             authorization: None,
+            signature: None,
         }
     }
 
@@ -580,6 +595,16 @@ mod tests {
             parse(twice),
             Err(HttpError::BadRequest("repeated Authorization field"))
         );
+    }
+
+    #[test]
+    fn a_signature_is_kept_and_a_repeated_one_is_empty() {
+        let input = b"POST /payments/webhook HTTP/1.1\r\nX-Signature:  sha256=ab \r\n\r\n";
+        let request = complete(input);
+        assert_eq!(&input[request.head.signature.unwrap()], b"sha256=ab");
+        let twice = b"POST / HTTP/1.1\r\nX-Signature: sha256=ab\r\nx-signature: sha256=ab\r\n\r\n";
+        assert_eq!(complete(twice).head.signature, Some(0..0));
+        assert_eq!(complete(GET).head.signature, None);
     }
 
     const GET: &[u8] = b"GET /products/1 HTTP/1.1\r\nHost: api\r\nUser-Agent: t\r\n\r\n";

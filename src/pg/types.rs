@@ -11,6 +11,7 @@ use bytes::{BufMut, BytesMut};
 /// Type OIDs (from `pg_type`) the client knows how to send or check.
 pub mod oid {
     pub const BOOL: u32 = 16;
+    pub const BYTEA: u32 = 17;
     pub const INT8: u32 = 20;
     pub const INT2: u32 = 21;
     pub const INT4: u32 = 23;
@@ -69,6 +70,8 @@ pub enum Param<'a> {
     /// A `timestamptz`: microseconds since 2000-01-01T00:00:00Z.
     Timestamp(i64),
     Text(&'a str),
+    /// Raw bytes (a request body, a signature).
+    Bytea(&'a [u8]),
     Uuid(&'a [u8; 16]),
     Int2Array(&'a [i16]),
     Int4Array(&'a [i32]),
@@ -104,6 +107,7 @@ impl Param<'_> {
             Param::Int8(_) => type_oid == oid::INT8,
             Param::Timestamp(_) => type_oid == oid::TIMESTAMPTZ,
             Param::Text(_) => matches!(type_oid, oid::TEXT | oid::VARCHAR),
+            Param::Bytea(_) => type_oid == oid::BYTEA,
             Param::Uuid(_) => type_oid == oid::UUID,
             Param::Int2Array(_) => type_oid == oid::INT2_ARRAY,
             Param::Int4Array(_) => type_oid == oid::INT4_ARRAY,
@@ -121,6 +125,7 @@ impl Param<'_> {
             Param::Int4(v) => buf.put_i32(v),
             Param::Int8(v) | Param::Timestamp(v) => buf.put_i64(v),
             Param::Text(v) => buf.put_slice(v.as_bytes()),
+            Param::Bytea(v) => buf.put_slice(v),
             Param::Uuid(v) => buf.put_slice(v),
             Param::Int2Array(v) => encode_array(buf, oid::INT2, v, |b, x| {
                 b.put_i32(2);

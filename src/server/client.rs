@@ -116,6 +116,8 @@ pub struct Incoming<'a> {
     pub method: Method,
     pub target: &'a [u8],
     pub authorization: Option<&'a [u8]>,
+    /// The `X-Signature` field's value, if any.
+    pub signature: Option<&'a [u8]>,
     pub body: &'a [u8],
     pub framing: Framing,
     /// Input bytes the request occupies (head, body, chunked framing).
@@ -338,6 +340,7 @@ impl Client {
                     method: request.head.method,
                     target: &self.input[request.head.path.clone()],
                     authorization: request.head.authorization.map(|r| &self.input[r]),
+                    signature: request.head.signature.map(|r| &self.input[r]),
                     body,
                     framing: Framing {
                         keep_alive: request.head.keep_alive,

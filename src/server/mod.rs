@@ -139,15 +139,7 @@ impl Server {
             poll,
             listener: Some(listener),
             pool,
-            // One batch at most per connection: pipelined transactions on one
-            // connection commit one after another, so a second one could only wait.
-            app: App::new(
-                settings.order_batches_in_flight.min(settings.pool_size),
-                settings.pool_size,
-                settings.admin_token.as_deref(),
-                settings.customer_rate_limit,
-                now,
-            ),
+            app: App::new(settings, now),
             clients: Clients::default(),
             read_chunk: vec![0; config::READ_CHUNK_BYTES],
             too_many_connections: too_many_connections_answer(),
@@ -246,10 +238,14 @@ impl Server {
         if self.clients.has_work() {
             return Duration::ZERO;
         }
-        let deadline = [self.pool.next_deadline(), self.accept_again_at]
-            .into_iter()
-            .flatten()
-            .fold(self.next_sweep, Instant::min);
+        let deadline = [
+            self.pool.next_deadline(),
+            self.accept_again_at,
+            self.app.next_deadline(),
+        ]
+        .into_iter()
+        .flatten()
+        .fold(self.next_sweep, Instant::min);
         deadline.saturating_duration_since(now)
     }
 
@@ -425,6 +421,7 @@ impl Server {
                 method: incoming.method,
                 target: incoming.target,
                 authorization: incoming.authorization,
+                signature: incoming.signature,
                 body: incoming.body,
             };
             let (route, handled) = self.app.on_request(&request, &mut self.pool, now);

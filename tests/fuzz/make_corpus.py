@@ -89,6 +89,12 @@ def route_and_validate():
                                   b'"per_customer_limit":1}')
     yield "admin_change", routed(3, "/admin/products/6", b'{"ends_at":null,"per_customer_limit":2}')
     yield "admin_restock", routed(1, "/admin/products/6/restock", b'{"quantity":10}')
+    yield "hold", routed(1, "/holds", b'{"product_id":3,"idempotency_key":"550e8400-e29b-41d4-a716-446655440000",'
+                         b'"customer_id":"c","quantity":2}')
+    yield "hold_purchase", routed(1, "/orders", b'{"hold_id":"54b40303-b83a-4c37-86ed-716e630e4337",'
+                                  b'"idempotency_key":"550e8400-e29b-41d4-a716-446655440000","customer_id":"c"}')
+    yield "hold_get", routed(0, "/holds/54b40303-b83a-4c37-86ed-716e630e4337", b"")
+    yield "hold_release", routed(1, "/holds/54b40303-b83a-4c37-86ed-716e630e4337/release", b"{}")
 
 
 def message(tag: bytes, body: bytes) -> bytes:

@@ -33,7 +33,7 @@ pub const PRODUCT_KEYS: [&str; 9] = [
 /// Members of a product's `sale`, in the contract's order.
 pub const SALE_KEYS: [&str; 4] = ["status", "starts_at", "ends_at", "per_customer_limit"];
 /// Members of an entry of `GET /orders?customer_id=`, in the contract's order.
-pub const CUSTOMER_ENTRY_KEYS: [&str; 8] = [
+pub const CUSTOMER_ENTRY_KEYS: [&str; 9] = [
     "order_id",
     "id",
     "product_id",
@@ -42,6 +42,7 @@ pub const CUSTOMER_ENTRY_KEYS: [&str; 8] = [
     "total_price",
     "status",
     "created_at",
+    "payment_status",
 ];
 
 /// The stack of every sales test binary: one cluster, two servers, both
@@ -214,10 +215,11 @@ pub fn sql_string(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
 }
 
-/// `initial_stock - current_stock = Σ confirmed quantity` for the product.
+/// `initial_stock = current_stock + held_stock + Σ confirmed quantity` for
+/// the product, read in one snapshot.
 pub fn assert_stock_equation(s: &Stack, product: i64) {
     let row = s.cluster.psql(&format!(
-        "SELECT p.initial_stock || ' ' || p.current_stock || ' ' || \
+        "SELECT p.initial_stock || ' ' || p.current_stock || ' ' || p.held_stock || ' ' || \
          (SELECT coalesce(sum(quantity), 0) FROM orders \
           WHERE product_id = p.id AND status = 'CONFIRMED') \
          FROM products p WHERE p.id = {product}"
@@ -227,10 +229,10 @@ pub fn assert_stock_equation(s: &Stack, product: i64) {
         .map(|n| n.parse().unwrap_or_else(|_| panic!("row {row:?}")))
         .collect();
     assert_eq!(
-        numbers[0] - numbers[1],
-        numbers[2],
-        "product {product}: initial_stock - current_stock must equal the confirmed units \
-         (initial, current, confirmed = {row})"
+        numbers[0],
+        numbers[1] + numbers[2] + numbers[3],
+        "product {product}: initial_stock must equal current_stock + held_stock + the \
+         confirmed units (initial, current, held, confirmed = {row})"
     );
 }
 

@@ -11,7 +11,7 @@ use crate::pg::{oid, Param, Refused, Rows, Statement, StatementId};
 pub const GET_ORDER: Statement = Statement {
     name: "get_order",
     sql: "SELECT id, idempotency_key, product_id, customer_id, quantity, unit_price, \
-          total_price, status, created_at FROM orders WHERE id = $1",
+          total_price, status, created_at, payment_status FROM orders WHERE id = $1",
     param_types: &[oid::UUID],
     column_names: OrderRow::COLUMN_NAMES,
     column_types: OrderRow::COLUMN_TYPES,

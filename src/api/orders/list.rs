@@ -29,6 +29,7 @@ crate::result_row! {
         total_price: i32,
         status: &'a str,
         created_at: Timestamp,
+        payment_status: &'a str,
     }
 }
 
@@ -38,7 +39,7 @@ pub const LIST_ORDERS: Statement = Statement {
     sql: crate::const_text!(
         Part::Str(
             "SELECT o.id, o.product_id, o.customer_id, o.quantity, o.total_price, o.status, \
-               o.created_at \
+               o.created_at, o.payment_status \
              FROM products p LEFT JOIN LATERAL \
                (SELECT * FROM orders WHERE product_id = p.id ORDER BY seq DESC LIMIT "
         ),
@@ -59,7 +60,7 @@ pub const LIST_CUSTOMER_ORDERS: Statement = Statement {
     sql: crate::const_text!(
         Part::Str(
             "SELECT $1::text AS asked, o.id, o.product_id, o.customer_id, o.quantity, \
-               o.total_price, o.status, o.created_at \
+               o.total_price, o.status, o.created_at, o.payment_status \
              FROM (SELECT) one LEFT JOIN LATERAL \
                (SELECT * FROM orders WHERE customer_id = $1 \
                   AND ($2::integer IS NULL OR product_id = $2) ORDER BY seq DESC LIMIT "
@@ -187,6 +188,7 @@ fn write_entries<'a>(
         render::int(out, b",\"total_price\":", entry.total_price);
         render::text(out, b",\"status\":", entry.status);
         render::timestamp(out, b",\"created_at\":", entry.created_at);
+        render::text(out, b",\"payment_status\":", entry.payment_status);
         out.push(b'}');
     }
     out.extend_from_slice(b"]}");

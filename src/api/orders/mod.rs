@@ -30,10 +30,12 @@ crate::result_row! {
         total_price: i32,
         status: &'a str,
         created_at: Timestamp,
+        payment_status: &'a str,
     }
 }
 
-/// The full order object of compat.md (`order_id` and its alias `id`).
+/// The full order object of compat.md (`order_id` and its alias `id`),
+/// and its payment (platform.md §3).
 pub fn render_order(out: &mut Vec<u8>, order: &OrderRow<'_>) {
     render::uuid(out, b"{\"order_id\":", &order.id);
     render::uuid(out, b",\"id\":", &order.id);
@@ -45,6 +47,7 @@ pub fn render_order(out: &mut Vec<u8>, order: &OrderRow<'_>) {
     render::int(out, b",\"total_price\":", order.total_price);
     render::text(out, b",\"status\":", order.status);
     render::timestamp(out, b",\"created_at\":", order.created_at);
+    render::text(out, b",\"payment_status\":", order.payment_status);
     out.push(b'}');
 }
 
@@ -67,6 +70,7 @@ mod tests {
             total_price: i32::MIN,
             status: "CANCELLED",
             created_at: Timestamp(i64::MAX),
+            payment_status: "PENDING",
             _row: std::marker::PhantomData,
         };
         let mut out = Vec::new();

@@ -2,7 +2,8 @@
 //! batch (`batch.rs`), and the outcome of `place_order` (alone, or as one row
 //! of `place_orders`) becomes its answer: 201 created, 200 replayed (the
 //! original order, whatever this body said), 404, 409 (with its reason:
-//! insufficient stock, the sale's window, the customer's limit).
+//! insufficient stock, the sale's window, the customer's limit). A body
+//! with `hold_id` is an order of a hold instead (`holds::consume`).
 //!
 //! Fields are judged in a fixed order (product_id, idempotency_key,
 //! customer_id, quantity) after the whole body has been parsed, so a body
@@ -11,16 +12,18 @@
 //! inspected in the request buffer, and only the customer id, which the
 //! order needs later, is decoded into the caller's scratch.
 
+use crate::api::holds;
 use crate::api::orders::{self, OrderRow};
 use crate::api::render::Malformed;
+use crate::api::routes::{Command, Query};
 use crate::api::statements::id_of;
 use crate::api::validate::{
-    customer_id_value, product_ref, quantity_value, uuid_v4_value, Invalid, Member, ProductRef,
-    MSG_CUSTOMER_DUPLICATE, MSG_CUSTOMER_REQUIRED, MSG_KEY_DUPLICATE, MSG_KEY_REQUIRED,
+    customer_id_value, product_ref, quantity_value, uuid_v4_value, uuid_value, Invalid, Member,
+    ProductRef, MSG_CUSTOMER_DUPLICATE, MSG_CUSTOMER_REQUIRED, MSG_KEY_DUPLICATE, MSG_KEY_REQUIRED,
     MSG_PRODUCT_DUPLICATE, MSG_PRODUCT_REQUIRED, MSG_QUANTITY_DUPLICATE, MSG_QUANTITY_REQUIRED,
 };
 use crate::api::{malformed, refuse_for, Refusal, PRODUCT_NOT_FOUND};
-use crate::json;
+use crate::json::{self, Value};
 use crate::pg::{columns, oid, Columns, Statement, StatementId};
 
 /// A validated `POST /orders` body.
@@ -33,51 +36,154 @@ pub struct OrderRequest<'s> {
     pub quantity: i32,
 }
 
-/// Validates an order body. `scratch` is reused across requests and receives
-/// the decoded customer id.
+/// A validated `POST /orders` body with `hold_id`: an order that buys a
+/// hold (`holds::consume`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HoldPurchase<'s> {
+    pub hold_id: [u8; 16],
+    pub idempotency_key: [u8; 16],
+    pub customer_id: &'s str,
+}
+
+/// What a `POST /orders` body asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OrderBody<'s> {
+    Product(OrderRequest<'s>),
+    Hold(HoldPurchase<'s>),
+}
+
+const MSG_HOLD_ID: &str = "hold_id must be a UUID";
+const MSG_HOLD_ID_DUPLICATE: &str = "duplicate field: hold_id";
+const MSG_HOLD_WITH_PRODUCT: &str =
+    "an order with hold_id takes product_id and quantity from the hold: leave them out";
+
+/// The members an order body may have, as found.
+#[derive(Default)]
+struct OrderMembers<'i> {
+    product_id: Member<'i>,
+    idempotency_key: Member<'i>,
+    customer_id: Member<'i>,
+    quantity: Member<'i>,
+    hold_id: Member<'i>,
+}
+
+impl<'i> OrderMembers<'i> {
+    fn parse(body: &'i [u8]) -> Result<OrderMembers<'i>, Invalid> {
+        let mut m = OrderMembers::default();
+        json::parse_object(body, |key, value| {
+            // Unknown members are ignored, as a client may send more than we need.
+            if key == "product_id" {
+                m.product_id.record(value);
+            } else if key == "idempotency_key" {
+                m.idempotency_key.record(value);
+            } else if key == "customer_id" {
+                m.customer_id.record(value);
+            } else if key == "quantity" {
+                m.quantity.record(value);
+            } else if key == "hold_id" {
+                m.hold_id.record(value);
+            }
+            Ok(())
+        })
+        .map_err(|error| Invalid(error.message))?;
+        Ok(m)
+    }
+
+    fn key(&self) -> Result<[u8; 16], Invalid> {
+        uuid_v4_value(
+            self.idempotency_key
+                .get(MSG_KEY_REQUIRED, MSG_KEY_DUPLICATE)?,
+        )
+    }
+
+    fn customer<'s>(&self, scratch: &'s mut String) -> Result<&'s str, Invalid> {
+        let customer_id = self
+            .customer_id
+            .get(MSG_CUSTOMER_REQUIRED, MSG_CUSTOMER_DUPLICATE)?;
+        Ok(customer_id_value(customer_id)?.decode_into(scratch))
+    }
+
+    /// An order of a product (a `hold_id` member is not looked at).
+    fn product_order<'s>(&self, scratch: &'s mut String) -> Result<OrderRequest<'s>, Invalid> {
+        let product_id = self
+            .product_id
+            .get(MSG_PRODUCT_REQUIRED, MSG_PRODUCT_DUPLICATE)?;
+        let product_id = product_ref(product_id)?;
+        let idempotency_key = self.key()?;
+        let customer_id = self
+            .customer_id
+            .get(MSG_CUSTOMER_REQUIRED, MSG_CUSTOMER_DUPLICATE)?;
+        let customer_id = customer_id_value(customer_id)?;
+        let quantity = self
+            .quantity
+            .get(MSG_QUANTITY_REQUIRED, MSG_QUANTITY_DUPLICATE)?;
+        let quantity = quantity_value(quantity)?;
+        Ok(OrderRequest {
+            product_id,
+            idempotency_key,
+            customer_id: customer_id.decode_into(scratch),
+            quantity,
+        })
+    }
+
+    /// An order of the hold `hold_id` names: the product and the quantity
+    /// are the hold's, so a body that names them too is refused rather
+    /// than half obeyed.
+    fn hold_purchase<'s>(
+        &self,
+        hold_id: Value<'_>,
+        scratch: &'s mut String,
+    ) -> Result<HoldPurchase<'s>, Invalid> {
+        if self.product_id.is_present() || self.quantity.is_present() {
+            return Err(Invalid(MSG_HOLD_WITH_PRODUCT));
+        }
+        let hold_id = uuid_value(hold_id, MSG_HOLD_ID)?;
+        let idempotency_key = self.key()?;
+        Ok(HoldPurchase {
+            hold_id,
+            idempotency_key,
+            customer_id: self.customer(scratch)?,
+        })
+    }
+}
+
+/// Validates an order body of a product (`POST /orders` without
+/// `hold_id`, `POST /holds`). `scratch` is reused across requests and
+/// receives the decoded customer id.
 pub fn order_request<'s>(
     body: &[u8],
     scratch: &'s mut String,
 ) -> Result<OrderRequest<'s>, Invalid> {
-    let mut product_id = Member::default();
-    let mut idempotency_key = Member::default();
-    let mut customer_id = Member::default();
-    let mut quantity = Member::default();
-    json::parse_object(body, |key, value| {
-        // Unknown members are ignored, as a client may send more than we need.
-        if key == "product_id" {
-            product_id.record(value);
-        } else if key == "idempotency_key" {
-            idempotency_key.record(value);
-        } else if key == "customer_id" {
-            customer_id.record(value);
-        } else if key == "quantity" {
-            quantity.record(value);
-        }
-        Ok(())
-    })
-    .map_err(|error| Invalid(error.message))?;
-
-    let product_id = product_ref(product_id.get(MSG_PRODUCT_REQUIRED, MSG_PRODUCT_DUPLICATE)?)?;
-    let idempotency_key = uuid_v4_value(idempotency_key.get(MSG_KEY_REQUIRED, MSG_KEY_DUPLICATE)?)?;
-    let customer_id =
-        customer_id_value(customer_id.get(MSG_CUSTOMER_REQUIRED, MSG_CUSTOMER_DUPLICATE)?)?;
-    let quantity = quantity_value(quantity.get(MSG_QUANTITY_REQUIRED, MSG_QUANTITY_DUPLICATE)?)?;
-    Ok(OrderRequest {
-        product_id,
-        idempotency_key,
-        customer_id: customer_id.decode_into(scratch),
-        quantity,
-    })
+    OrderMembers::parse(body)?.product_order(scratch)
 }
 
-/// The order of a `POST /orders` body: validation comes first (422), then a
-/// product id no product can have (404, without the database).
-pub fn parse<'s>(body: &[u8], scratch: &'s mut String) -> Result<OrderRequest<'s>, Refusal> {
-    let order = order_request(body, scratch).map_err(Invalid::refusal)?;
-    match order.product_id {
-        ProductRef::Id(_) => Ok(order),
-        ProductRef::Unknown => Err(PRODUCT_NOT_FOUND),
+/// Validates a `POST /orders` body: an order of a product, or with
+/// `hold_id`, of a hold.
+pub fn order_body<'s>(body: &[u8], scratch: &'s mut String) -> Result<OrderBody<'s>, Invalid> {
+    let members = OrderMembers::parse(body)?;
+    match members.hold_id.optional(MSG_HOLD_ID_DUPLICATE)? {
+        None => members.product_order(scratch).map(OrderBody::Product),
+        Some(hold_id) => members.hold_purchase(hold_id, scratch).map(OrderBody::Hold),
+    }
+}
+
+/// The command of a `POST /orders` body: validation comes first (422),
+/// then a product id no product can have (404, without the database). An
+/// order of a product joins the turn's batch; an order of a hold is one
+/// statement of its own.
+pub fn parse<'s>(body: &[u8], scratch: &'s mut String) -> Result<Command<'s>, Refusal> {
+    match order_body(body, scratch).map_err(Invalid::refusal)? {
+        OrderBody::Product(order) => match order.product_id {
+            ProductRef::Id(_) => Ok(Command::PlaceOrder(order)),
+            ProductRef::Unknown => Err(PRODUCT_NOT_FOUND),
+        },
+        OrderBody::Hold(purchase) => {
+            let query = Query::ConsumeHold {
+                hold_id: purchase.hold_id,
+                key: purchase.idempotency_key,
+            };
+            Ok(Command::Query(query, purchase.customer_id))
+        }
     }
 }
 
@@ -119,7 +225,8 @@ pub const CUSTOMER_LIMIT_ANSWER: Refusal = refuse_for(
 );
 
 /// The answer to one order from its `place_order` columns (the outcome
-/// code, then the order), rendered into `body`.
+/// code, then the order), rendered into `body`; also of an order of a hold
+/// (`consume_hold` answers alike, with the hold's own refusals).
 pub fn answer(columns: &mut Columns<'_>, body: &mut Vec<u8>) -> Result<u16, Refusal> {
     let outcome = columns.next_as::<i32>();
     match outcome.ok_or(Malformed).map_err(malformed)? {
@@ -130,12 +237,22 @@ pub fn answer(columns: &mut Columns<'_>, body: &mut Vec<u8>) -> Result<u16, Refu
             orders::render_order(body, &order);
             Ok(if code == CREATED { 201 } else { 200 })
         }
-        NO_PRODUCT => Err(PRODUCT_NOT_FOUND),
-        INSUFFICIENT_STOCK => Err(INSUFFICIENT_STOCK_ANSWER),
-        SALE_NOT_STARTED => Err(SALE_NOT_STARTED_ANSWER),
-        SALE_ENDED => Err(SALE_ENDED_ANSWER),
-        CUSTOMER_LIMIT_REACHED => Err(CUSTOMER_LIMIT_ANSWER),
-        _ => Err(malformed(Malformed)),
+        code => Err(order_refusal(code)
+            .or_else(|| holds::hold_refusal(code))
+            .unwrap_or_else(|| malformed(Malformed))),
+    }
+}
+
+/// The refusal an order outcome code of `place_order` stands for (also
+/// of a hold: `place_hold` judges alike), or `None` for another code.
+pub fn order_refusal(outcome: i32) -> Option<Refusal> {
+    match outcome {
+        NO_PRODUCT => Some(PRODUCT_NOT_FOUND),
+        INSUFFICIENT_STOCK => Some(INSUFFICIENT_STOCK_ANSWER),
+        SALE_NOT_STARTED => Some(SALE_NOT_STARTED_ANSWER),
+        SALE_ENDED => Some(SALE_ENDED_ANSWER),
+        CUSTOMER_LIMIT_REACHED => Some(CUSTOMER_LIMIT_ANSWER),
+        _ => None,
     }
 }
 

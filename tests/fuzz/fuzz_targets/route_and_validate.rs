@@ -79,7 +79,26 @@ fuzz_target!(|data: &[u8]| {
             assert_eq!(method, Method::Post);
             assert!(id > 0 && quantity > 0);
         }
-        Command::Query(Query::GetOrder(_) | Query::ListSales { .. }, _)
+        Command::Query(Query::PlaceHold(hold), customer_id) => {
+            assert_eq!(method, Method::Post);
+            assert!(hold.product_id > 0);
+            let quantity = i64::from(hold.quantity);
+            assert!((QUANTITY_MIN..=QUANTITY_MAX).contains(&quantity));
+            let chars = customer_id.chars().count();
+            assert!((1..=CUSTOMER_ID_CHARS_MAX).contains(&chars));
+            assert!(!customer_id.contains('\0'));
+        }
+        Command::Query(Query::ConsumeHold { key, .. }, customer_id) => {
+            assert_eq!(method, Method::Post);
+            let chars = customer_id.chars().count();
+            assert!((1..=CUSTOMER_ID_CHARS_MAX).contains(&chars));
+            assert!(!customer_id.contains('\0'));
+            assert!(key[6] >> 4 == 4 && key[8] >> 6 == 0b10, "not a v4 RFC 4122 key");
+        }
+        Command::Query(Query::ReleaseHold(_), _) => assert_eq!(method, Method::Post),
+        // `route` passes no X-Signature: every webhook is refused (401).
+        Command::Query(Query::PaymentWebhook(_), _) => panic!("a webhook without a signature"),
+        Command::Query(Query::GetOrder(_) | Query::GetHold(_) | Query::ListSales { .. }, _)
         | Command::Health
         | Command::Metrics => assert!(reads),
     }

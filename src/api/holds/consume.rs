@@ -1,0 +1,56 @@
+//! `POST /orders` with `hold_id`: an order that buys a live hold of its
+//! customer (`consume_hold`). The order takes the hold's product, quantity
+//! and price; its units were taken when the hold was made, so nothing is
+//! decremented twice. Answered as an order (201, 200 for a replayed key),
+//! or 404 / 409 with the hold's reasons. One statement of its own: the
+//! turn's batch is for orders of products.
+
+use crate::api::holds::HoldFigures;
+use crate::api::orders::place::{self, PLACED_NAMES, PLACED_TYPES};
+use crate::api::render::Malformed;
+use crate::api::statements::id_of;
+use crate::api::{malformed, Db, Refusal};
+use crate::pg::{oid, Param, Refused, Rows, Statement, StatementId};
+
+pub const CONSUME_HOLD: Statement = Statement {
+    name: "consume_hold",
+    sql: "SELECT * FROM consume_hold($1, $2, $3)",
+    param_types: &[oid::UUID, oid::UUID, oid::TEXT],
+    column_names: &PLACED_NAMES,
+    column_types: &PLACED_TYPES,
+    writes: true,
+};
+const CONSUME_HOLD_ID: StatementId = id_of(&CONSUME_HOLD);
+
+pub fn submit(
+    db: &mut Db<'_>,
+    hold_id: &[u8; 16],
+    key: &[u8; 16],
+    customer_id: &str,
+) -> Result<(), Refused> {
+    db.submit(
+        CONSUME_HOLD_ID,
+        &[
+            Param::Uuid(hold_id),
+            Param::Uuid(key),
+            Param::Text(customer_id),
+        ],
+    )
+}
+
+pub fn answer(
+    rows: Rows<'_>,
+    body: &mut Vec<u8>,
+    figures: &mut HoldFigures,
+) -> Result<u16, Refusal> {
+    let row = rows.first().ok_or(Malformed).map_err(malformed)?;
+    let rendered = place::answer(&mut row.columns(), body);
+    if let Err(Refusal {
+        reason: Some(reason),
+        ..
+    }) = rendered
+    {
+        figures.purchase_refusals.count(reason);
+    }
+    rendered
+}
