@@ -373,17 +373,19 @@ pub fn render(out: &mut Vec<u8>, http: &HttpMetrics, app: AppFigures<'_>, now: &
     );
 }
 
+/// The outcomes of an order or a hold that its status tells.
+const OUTCOMES_BY_STATUS: [(u16, &str); 6] = [
+    (201, "created"),
+    (200, "replayed"),
+    (404, "product_not_found"),
+    (422, "invalid"),
+    (429, "rate_limited"),
+    (503, "refused"),
+];
+
 /// Orders by outcome: the refusals for a reason as the application counted
 /// them, the rest read off the order route's statuses.
 fn orders(out: &mut Vec<u8>, http: &HttpMetrics, refusals: &OrderRefusals) {
-    const OUTCOMES: [(u16, &str); 6] = [
-        (201, "created"),
-        (200, "replayed"),
-        (404, "product_not_found"),
-        (422, "invalid"),
-        (429, "rate_limited"),
-        (503, "refused"),
-    ];
     header(
         out,
         "flashsale_orders_total",
@@ -391,7 +393,7 @@ fn orders(out: &mut Vec<u8>, http: &HttpMetrics, refusals: &OrderRefusals) {
         "Orders answered, by outcome.",
     );
     let counts = &http.answered[Route::PlaceOrder as usize];
-    for (status, outcome) in OUTCOMES {
+    for (status, outcome) in OUTCOMES_BY_STATUS {
         line(
             out,
             "flashsale_orders_total",
@@ -411,14 +413,6 @@ fn orders(out: &mut Vec<u8>, http: &HttpMetrics, refusals: &OrderRefusals) {
 
 /// Holds by outcome, as orders are counted; the sweeps and what they expired.
 fn holds(out: &mut Vec<u8>, http: &HttpMetrics, app: &AppFigures<'_>) {
-    const OUTCOMES: [(u16, &str); 6] = [
-        (201, "created"),
-        (200, "replayed"),
-        (404, "product_not_found"),
-        (422, "invalid"),
-        (429, "rate_limited"),
-        (503, "refused"),
-    ];
     header(
         out,
         "flashsale_holds_total",
@@ -426,7 +420,7 @@ fn holds(out: &mut Vec<u8>, http: &HttpMetrics, app: &AppFigures<'_>) {
         "Holds answered, by outcome.",
     );
     let counts = &http.answered[Route::PlaceHold as usize];
-    for (status, outcome) in OUTCOMES {
+    for (status, outcome) in OUTCOMES_BY_STATUS {
         let count = counts[status_slot(status)] as f64;
         line(out, "flashsale_holds_total", &[("outcome", outcome)], count);
     }

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod cluster;
+pub mod holds;
 pub mod race;
 pub mod sales;
 pub mod server;
