@@ -824,33 +824,43 @@ $$;
 -- hold and never wait for each other on holds. Products are locked in
 -- ascending id, the order every multi-product transaction keeps. Returns
 -- the holds expired and their units.
+--
+-- Its plans must not depend on the statistics (a burst of holds falls due
+-- before autovacuum analyzes the table): the due holds are read from
+-- holds_due with the moment as a value, an index condition, so the scan
+-- stops at the first hold not due; the holds it took are updated by id
+-- alone (the primary key; they are locked, so still HELD). Joined with the
+-- statement that locked them, or filtered by status, the planner chose to
+-- walk every HELD hold for each sweep, and a backlog of 20,000 took the
+-- database's CPU for seconds (perf/RESULTS.md, "Hold sweeps under load").
 CREATE OR REPLACE FUNCTION expire_holds(p_limit integer)
 RETURNS TABLE (holds integer, units integer)
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $$
 #variable_conflict use_column
 DECLARE
+    v_now timestamptz := clock_timestamp();
+    v_due uuid[];
     v_products integer[];
     v_quantities integer[];
 BEGIN
-    WITH due AS (
-        SELECT h.id FROM holds h
-            WHERE h.status = 'HELD' AND h.expires_at <= clock_timestamp()
-            ORDER BY h.expires_at
-            LIMIT p_limit
-            FOR UPDATE SKIP LOCKED
-    ),
-    expired AS (
+    SELECT array_agg(d.id) INTO v_due
+        FROM (SELECT h.id FROM holds h
+                WHERE h.status = 'HELD' AND h.expires_at <= v_now
+                ORDER BY h.expires_at
+                LIMIT p_limit
+                FOR UPDATE SKIP LOCKED) d;
+    IF v_due IS NULL THEN
+        RETURN QUERY SELECT 0, 0;
+        RETURN;
+    END IF;
+    WITH expired AS (
         UPDATE holds h SET status = 'EXPIRED', ended_at = clock_timestamp()
-            FROM due WHERE h.id = due.id AND h.status = 'HELD'
+            WHERE h.id = ANY (v_due)
             RETURNING h.product_id, h.quantity
     )
     SELECT array_agg(e.product_id), array_agg(e.quantity)
         INTO v_products, v_quantities
         FROM expired e;
-    IF v_products IS NULL THEN
-        RETURN QUERY SELECT 0, 0;
-        RETURN;
-    END IF;
     PERFORM FROM products p WHERE p.id = ANY (v_products) ORDER BY p.id FOR UPDATE;
     UPDATE products p SET current_stock = p.current_stock + t.units,
             held_stock = p.held_stock - t.units
@@ -858,8 +868,8 @@ BEGIN
                 FROM unnest(v_products, v_quantities) AS k(product_id, quantity)
                 GROUP BY k.product_id) t
         WHERE p.id = t.product_id;
-    RETURN QUERY SELECT cardinality(v_products),
-        (SELECT sum(q)::integer FROM unnest(v_quantities) AS q);
+    RETURN QUERY SELECT coalesce(cardinality(v_products), 0),
+        coalesce((SELECT sum(q)::integer FROM unnest(v_quantities) AS q), 0);
 END
 $$;
 

@@ -436,9 +436,15 @@ pub const HOLD_TTL_SECS_MAX: u32 = 24 * 60 * 60;
 pub const HOLD_SWEEP_INTERVAL_MS_DEFAULT: u64 = 1000;
 pub const HOLD_SWEEP_INTERVAL_MS_MIN: u64 = 50;
 pub const HOLD_SWEEP_INTERVAL_MS_MAX: u64 = 60_000;
-/// Holds one sweep expires at most: one short transaction, whatever the
-/// backlog; a full sweep is followed by the next at once.
-pub const HOLD_SWEEP_BATCH_MAX: i32 = 500;
+/// Holds one sweep expires at most: one short transaction (about 10 ms of
+/// database CPU), whatever the backlog.
+pub const HOLD_SWEEP_BATCH_MAX: i32 = 200;
+/// After a full sweep (a backlog), the next goes this long after it was
+/// sent (or after the interval, if shorter): a backlog drains at up to
+/// 2,000 holds a second per instance, and never takes more than about a
+/// tenth of the database's CPU from the requests (perf/RESULTS.md, "Hold
+/// sweeps under load").
+pub const HOLD_SWEEP_BACKLOG_PAUSE: Duration = Duration::from_millis(100);
 /// `WEBHOOK_SECRET`: the payment provider's signing key, as it is given
 /// (printable ASCII, as providers issue them).
 pub const WEBHOOK_SECRET_BYTES_MIN: usize = 16;

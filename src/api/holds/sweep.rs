@@ -3,7 +3,11 @@
 //! `expire_holds` statement expires up to `HOLD_SWEEP_BATCH_MAX` past-due
 //! holds. Never a thread, never a wait: the statement goes through the pool
 //! like any other, at most one at a time, and its answer schedules the
-//! next. A full sweep means a backlog, and the next goes at once.
+//! next. A full sweep means a backlog: the next goes
+//! `HOLD_SWEEP_BACKLOG_PAUSE` after it, not at once, so that thousands of
+//! holds falling due together drain over seconds instead of taking the
+//! database from the buyers (their units are back a little later; the holds
+//! themselves count as expired from their deadline on, whoever sweeps).
 //!
 //! Both instances sweep; the database makes that safe (each sweep locks
 //! the holds it takes and skips those locked by anyone else), and a
@@ -13,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use crate::api::holds::HoldFigures;
 use crate::api::statements::id_of;
-use crate::config::HOLD_SWEEP_BATCH_MAX;
+use crate::config::{HOLD_SWEEP_BACKLOG_PAUSE, HOLD_SWEEP_BATCH_MAX};
 use crate::log::{self, Value};
 use crate::pg::{oid, Param, Pool, Reply, Statement, StatementId};
 
@@ -105,7 +109,7 @@ impl HoldSweeper {
             Reply::Unavailable => {}
         }
         self.next_at = match backlog {
-            true => sent_at,
+            true => sent_at + HOLD_SWEEP_BACKLOG_PAUSE.min(self.interval),
             false => sent_at + jittered(self.interval),
         };
     }
