@@ -179,6 +179,34 @@ CREATE UNIQUE INDEX IF NOT EXISTS payment_events_accepted ON payment_events (eve
     WHERE outcome IN ('applied', 'not_applied');
 CREATE INDEX IF NOT EXISTS payment_events_order ON payment_events (order_id, seq);
 
+-- Accounts (platform.md §4): a customer who signs up gets a customer_id of
+-- the system's making ("acct_" and 32 hex digits), usable everywhere a
+-- customer_id is. The email is unique case-insensitively; the password is
+-- kept only as a bcrypt hash (pgcrypto's crypt, cost 10) of its SHA-256:
+-- bcrypt reads 72 bytes at most, and a password may have 128 characters.
+CREATE TABLE IF NOT EXISTS accounts (
+    customer_id     text        PRIMARY KEY CHECK (char_length(customer_id) BETWEEN 1 AND 50),
+    email           text        NOT NULL CHECK (char_length(email) BETWEEN 3 AND 254),
+    password_hash   text        NOT NULL,
+    created_at      timestamptz NOT NULL DEFAULT clock_timestamp()
+);
+CREATE UNIQUE INDEX IF NOT EXISTS accounts_email ON accounts (lower(email));
+
+-- Sessions: a token is 256 random bits from pgcrypto (the operating
+-- system's cryptographic source), given to the client once and kept here
+-- only as its SHA-256. A session is live until expires_at; logging out ends
+-- it at once (expires_at becomes the moment of logout). Dead sessions are
+-- deleted a few at a time by every log-in (open_session), so the table
+-- stays as large as the sessions in use.
+CREATE TABLE IF NOT EXISTS sessions (
+    token_hash      bytea       PRIMARY KEY,
+    customer_id     text        NOT NULL REFERENCES accounts (customer_id),
+    created_at      timestamptz NOT NULL,
+    expires_at      timestamptz NOT NULL,
+    ended_at        timestamptz
+);
+CREATE INDEX IF NOT EXISTS sessions_expires ON sessions (expires_at);
+
 INSERT INTO products (id, name, price, initial_stock, current_stock) VALUES
     (1, 'Mechanical Keyboard Ultra', 4999, 100, 100),
     (2, 'Wireless Mouse Pro',        2999,  50,  50),
@@ -1084,6 +1112,168 @@ BEGIN
 END
 $$;
 
+-- Accounts and sessions (platform.md §4; README, "Accounts and sessions").
+-- A session's failures are errors with SQLSTATEs of our own, so that any
+-- statement can act as a session's customer in one round trip
+-- (`place_order(act_as($1, $2), ...)`) and fail as a whole when it may not:
+--   FS401 the token is not a live session (401 invalid_session)
+--   FS403 the session's customer is not the one the request names, or does
+--         not own the order or hold it acts on (403 forbidden)
+-- Outcome codes: create_account 0 created (201), 40 email taken (409);
+-- open_session 0 opened (201), 41 wrong email or password (401).
+
+-- The password as bcrypt sees it: its SHA-256 in hex (64 bytes, under
+-- bcrypt's 72), so every character of a long password counts.
+CREATE OR REPLACE FUNCTION password_input(p_password text) RETURNS text
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT encode(crypto.digest(convert_to(p_password, 'UTF8'), 'sha256'), 'hex')
+$$;
+
+-- POST /customers. The hash is computed before the email is looked at, so
+-- a taken email costs (and takes) as long as a new one.
+CREATE OR REPLACE FUNCTION create_account(p_email text, p_password text)
+RETURNS TABLE (outcome integer, customer_id text)
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $$
+#variable_conflict use_column
+DECLARE
+    v_hash text := crypto.crypt(password_input(p_password), crypto.gen_salt('bf', 10));
+    v_id text := 'acct_' || replace(gen_random_uuid()::text, '-', '');
+BEGIN
+    INSERT INTO accounts (customer_id, email, password_hash)
+        VALUES (v_id, p_email, v_hash)
+        ON CONFLICT ((lower(email))) DO NOTHING;
+    IF FOUND THEN
+        RETURN QUERY SELECT 0, v_id;
+    ELSE
+        RETURN QUERY SELECT 40, NULL::text;
+    END IF;
+END
+$$;
+
+-- POST /sessions. An unknown email is checked against a fixed hash of the
+-- same cost, so it takes as long as a wrong password and gets the same
+-- answer. Every log-in also deletes up to 10 sessions dead for an hour.
+CREATE OR REPLACE FUNCTION open_session(p_email text, p_password text, p_ttl_secs integer)
+RETURNS TABLE (outcome integer, customer_id text, token text, expires_at timestamptz)
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $$
+#variable_conflict use_column
+DECLARE
+    v_account accounts;
+    v_hash text;
+    v_token text;
+    v_now timestamptz := clock_timestamp();
+    v_expires timestamptz := v_now + make_interval(secs => p_ttl_secs);
+BEGIN
+    DELETE FROM sessions s WHERE s.token_hash IN (
+        SELECT d.token_hash FROM sessions d
+        WHERE d.expires_at < v_now - interval '1 hour' LIMIT 10);
+    SELECT * INTO v_account FROM accounts a WHERE lower(a.email) = lower(p_email);
+    v_hash := coalesce(v_account.password_hash,
+        '$2a$10$Xl0yhvzLIaJCDdKBS0Lld.ksK7c2Zytg/ZKFdtIYYQUxvUCqmZ4Ba');
+    IF crypto.crypt(password_input(p_password), v_hash) IS DISTINCT FROM v_hash
+            OR v_account.customer_id IS NULL THEN
+        RETURN QUERY SELECT 41, NULL::text, NULL::text, NULL::timestamptz;
+        RETURN;
+    END IF;
+    v_token := encode(crypto.gen_random_bytes(32), 'hex');
+    INSERT INTO sessions (token_hash, customer_id, created_at, expires_at)
+        VALUES (crypto.digest(v_token, 'sha256'), v_account.customer_id, v_now, v_expires);
+    RETURN QUERY SELECT 0, v_account.customer_id, v_token, v_expires;
+END
+$$;
+
+-- The customer of a live session, or FS401.
+CREATE OR REPLACE FUNCTION session_customer(p_token text) RETURNS text
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $$
+DECLARE
+    v_customer text;
+BEGIN
+    SELECT s.customer_id INTO v_customer FROM sessions s
+        WHERE s.token_hash = crypto.digest(p_token, 'sha256')
+          AND s.expires_at > clock_timestamp();
+    IF v_customer IS NULL THEN
+        RAISE EXCEPTION 'not a live session' USING ERRCODE = 'FS401';
+    END IF;
+    RETURN v_customer;
+END
+$$;
+
+-- The customer a request with a session acts as: the session's, when the
+-- request names none or names the same; FS403 when it names another.
+CREATE OR REPLACE FUNCTION act_as(p_token text, p_customer_id text) RETURNS text
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $$
+DECLARE
+    v_customer text := session_customer(p_token);
+BEGIN
+    IF p_customer_id IS NOT NULL AND p_customer_id <> v_customer THEN
+        RAISE EXCEPTION 'another customer''s request' USING ERRCODE = 'FS403';
+    END IF;
+    RETURN v_customer;
+END
+$$;
+
+-- GET /sessions/current: who the session is.
+CREATE OR REPLACE FUNCTION get_session(p_token text)
+RETURNS TABLE (customer_id text, email text, expires_at timestamptz)
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $$
+#variable_conflict use_column
+BEGIN
+    RETURN QUERY SELECT a.customer_id, a.email, s.expires_at
+        FROM sessions s JOIN accounts a ON a.customer_id = s.customer_id
+        WHERE s.token_hash = crypto.digest(p_token, 'sha256')
+          AND s.expires_at > clock_timestamp();
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'not a live session' USING ERRCODE = 'FS401';
+    END IF;
+END
+$$;
+
+-- DELETE /sessions/current: the session ends now.
+CREATE OR REPLACE FUNCTION end_session(p_token text)
+RETURNS TABLE (customer_id text)
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $$
+#variable_conflict use_column
+DECLARE
+    v_now timestamptz := clock_timestamp();
+BEGIN
+    RETURN QUERY UPDATE sessions s SET expires_at = v_now, ended_at = v_now
+        WHERE s.token_hash = crypto.digest(p_token, 'sha256') AND s.expires_at > v_now
+        RETURNING s.customer_id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'not a live session' USING ERRCODE = 'FS401';
+    END IF;
+END
+$$;
+
+-- POST /orders/{id}/cancel with a session: only the order's own customer
+-- (FS403 for another's; an unknown order is cancel_order's 404).
+CREATE OR REPLACE FUNCTION cancel_order_as(p_token text, p_order_id uuid, p_product_id integer)
+RETURNS TABLE (outcome integer, restored_quantity integer)
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $$
+DECLARE
+    v_customer text := session_customer(p_token);
+BEGIN
+    IF EXISTS (SELECT FROM orders o WHERE o.id = p_order_id AND o.customer_id <> v_customer) THEN
+        RAISE EXCEPTION 'another customer''s order' USING ERRCODE = 'FS403';
+    END IF;
+    RETURN QUERY SELECT * FROM cancel_order(p_order_id, p_product_id);
+END
+$$;
+
+-- POST /holds/{id}/release with a session: only the hold's own customer.
+CREATE OR REPLACE FUNCTION release_hold_as(p_token text, p_hold_id uuid)
+RETURNS SETOF hold_answer
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $$
+DECLARE
+    v_customer text := session_customer(p_token);
+BEGIN
+    IF EXISTS (SELECT FROM holds h WHERE h.id = p_hold_id AND h.customer_id <> v_customer) THEN
+        RAISE EXCEPTION 'another customer''s hold' USING ERRCODE = 'FS403';
+    END IF;
+    RETURN QUERY SELECT * FROM release_hold(p_hold_id);
+END
+$$;
+
 -- Ownership and privileges, for objects created above or by earlier
 -- versions of this file (CREATE OR REPLACE keeps a function's owner and
 -- grants; ALTER ... OWNER is a no-op when it already is).
@@ -1116,6 +1306,17 @@ ALTER FUNCTION consume_hold(uuid, uuid, text) OWNER TO flashsale_owner;
 ALTER FUNCTION expire_holds(integer) OWNER TO flashsale_owner;
 ALTER FUNCTION payment_webhook(bytea, bytea, bytea, text, uuid, text, timestamptz)
     OWNER TO flashsale_owner;
+ALTER TABLE accounts OWNER TO flashsale_owner;
+ALTER TABLE sessions OWNER TO flashsale_owner;
+ALTER FUNCTION password_input(text) OWNER TO flashsale_owner;
+ALTER FUNCTION create_account(text, text) OWNER TO flashsale_owner;
+ALTER FUNCTION open_session(text, text, integer) OWNER TO flashsale_owner;
+ALTER FUNCTION session_customer(text) OWNER TO flashsale_owner;
+ALTER FUNCTION act_as(text, text) OWNER TO flashsale_owner;
+ALTER FUNCTION get_session(text) OWNER TO flashsale_owner;
+ALTER FUNCTION end_session(text) OWNER TO flashsale_owner;
+ALTER FUNCTION cancel_order_as(text, uuid, integer) OWNER TO flashsale_owner;
+ALTER FUNCTION release_hold_as(text, uuid) OWNER TO flashsale_owner;
 
 REVOKE ALL ON ALL TABLES IN SCHEMA public FROM PUBLIC;
 REVOKE ALL ON ALL SEQUENCES IN SCHEMA public FROM PUBLIC;
@@ -1130,7 +1331,9 @@ ALTER DEFAULT PRIVILEGES FOR ROLE flashsale_owner REVOKE EXECUTE ON FUNCTIONS FR
 GRANT SELECT ON products, orders TO flashsale_api;
 -- Its writes: place_order, place_orders, cancel_order, the administration
 -- (the API checks ADMIN_TOKEN before it calls them), the holds and their
--- sweep, and the payment webhook (which checks the signature itself). The
+-- sweep, the payment webhook (which checks the signature itself), and the
+-- accounts and sessions (act_as, called inside the statements that act as
+-- a session's customer, is the only way a token becomes a customer). The
 -- holds and payment events have no plain read: a read of a hold may expire
 -- it, and the events are the operator's.
 GRANT EXECUTE ON FUNCTION
@@ -1145,5 +1348,12 @@ GRANT EXECUTE ON FUNCTION
     release_hold(uuid),
     consume_hold(uuid, uuid, text),
     expire_holds(integer),
-    payment_webhook(bytea, bytea, bytea, text, uuid, text, timestamptz)
+    payment_webhook(bytea, bytea, bytea, text, uuid, text, timestamptz),
+    create_account(text, text),
+    open_session(text, text, integer),
+    act_as(text, text),
+    get_session(text),
+    end_session(text),
+    cancel_order_as(text, uuid, integer),
+    release_hold_as(text, uuid)
     TO flashsale_api;

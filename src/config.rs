@@ -343,6 +343,15 @@ pub struct Settings {
     pub hold_sweep_interval: Duration,
     /// `WEBHOOK_SECRET`; unset, no payment webhook (its path is 404).
     pub webhook_secret: Option<String>,
+    /// `REQUIRE_SESSION`: orders, holds, cancels and releases (and a
+    /// customer's order list) need a session.
+    pub require_session: bool,
+    /// `SESSION_TTL_SECS`: how long a session lives after log-in.
+    pub session_ttl_secs: u32,
+    /// `PASSWORD_CHECKS_PER_SEC`, `PASSWORD_CHECKS_BURST`: this instance's
+    /// sign-ups and log-ins (each a bcrypt hash in the database).
+    pub password_checks_per_sec: u32,
+    pub password_checks_burst: u32,
 }
 
 const NANOS_PER_SECOND: u64 = 1_000_000_000;
@@ -427,6 +436,30 @@ fn parse_millionths(text: &str) -> Option<u64> {
 /// product and its stock.
 pub const ADMIN_TOKEN_BYTES_MIN: usize = 16;
 
+/// Accounts (platform.md §4): an email's and a password's length in
+/// characters.
+pub const EMAIL_CHARS_MAX: usize = 254;
+pub const PASSWORD_CHARS_MIN: usize = 8;
+pub const PASSWORD_CHARS_MAX: usize = 128;
+/// The longest `Set-Cookie` value the API sends (a session's: the token
+/// and its attributes, ~110 bytes).
+pub const COOKIE_BYTES_MAX: usize = 128;
+/// `SESSION_TTL_SECS`: a session's lifetime, 12 hours by default (a buyer
+/// logs in before the sale and stays logged in through it), 30 days at most.
+pub const SESSION_TTL_SECS_DEFAULT: u32 = 12 * 60 * 60;
+pub const SESSION_TTL_SECS_MIN: u32 = 60;
+pub const SESSION_TTL_SECS_MAX: u32 = 30 * 24 * 60 * 60;
+/// `PASSWORD_CHECKS_PER_SEC` and `PASSWORD_CHECKS_BURST`: sign-ups and
+/// log-ins one instance sends the database, one at a time. Each is a
+/// bcrypt hash of cost 10, ~60-80 ms of one CPU in the database; at the
+/// defaults the two instances take at most ~0.3 of the database's 0.7 CPU
+/// in a log-in storm, and the orders keep the rest (perf/RESULTS.md,
+/// "Accounts: a log-in storm during the sale").
+pub const PASSWORD_CHECKS_PER_SEC_DEFAULT: u32 = 2;
+pub const PASSWORD_CHECKS_PER_SEC_MAX: u32 = 100;
+pub const PASSWORD_CHECKS_BURST_DEFAULT: u32 = 4;
+pub const PASSWORD_CHECKS_BURST_MAX: u32 = 100;
+
 /// `HOLD_TTL_SECS`: a hold's lifetime (platform.md §2), at most a day.
 pub const HOLD_TTL_SECS_DEFAULT: u32 = 120;
 pub const HOLD_TTL_SECS_MAX: u32 = 24 * 60 * 60;
@@ -465,6 +498,10 @@ impl std::fmt::Debug for Settings {
             .field("hold_ttl_secs", &self.hold_ttl_secs)
             .field("hold_sweep_interval", &self.hold_sweep_interval)
             .field("webhooks", &self.webhook_secret.is_some())
+            .field("require_session", &self.require_session)
+            .field("session_ttl_secs", &self.session_ttl_secs)
+            .field("password_checks_per_sec", &self.password_checks_per_sec)
+            .field("password_checks_burst", &self.password_checks_burst)
             .finish()
     }
 }
@@ -560,6 +597,33 @@ impl Settings {
                 ))
             }
         };
+        let require_session = match get("REQUIRE_SESSION").as_deref() {
+            None | Some("" | "false" | "0") => false,
+            Some("true" | "1") => true,
+            Some(other) => {
+                return Err(format!(
+                    "REQUIRE_SESSION={other:?} must be true or false (1 or 0)"
+                ))
+            }
+        };
+        let session_ttl_secs = in_range(
+            "SESSION_TTL_SECS",
+            SESSION_TTL_SECS_DEFAULT.into(),
+            SESSION_TTL_SECS_MIN.into(),
+            SESSION_TTL_SECS_MAX.into(),
+        )? as u32;
+        let password_checks_per_sec = in_range(
+            "PASSWORD_CHECKS_PER_SEC",
+            PASSWORD_CHECKS_PER_SEC_DEFAULT.into(),
+            1,
+            PASSWORD_CHECKS_PER_SEC_MAX.into(),
+        )? as u32;
+        let password_checks_burst = in_range(
+            "PASSWORD_CHECKS_BURST",
+            PASSWORD_CHECKS_BURST_DEFAULT.into(),
+            1,
+            PASSWORD_CHECKS_BURST_MAX.into(),
+        )? as u32;
         Ok(Settings {
             port,
             database_url,
@@ -570,6 +634,10 @@ impl Settings {
             hold_ttl_secs,
             hold_sweep_interval,
             webhook_secret,
+            require_session,
+            session_ttl_secs,
+            password_checks_per_sec,
+            password_checks_burst,
         })
     }
 }
@@ -611,6 +679,10 @@ mod tests {
                 hold_ttl_secs: HOLD_TTL_SECS_DEFAULT,
                 hold_sweep_interval: Duration::from_millis(HOLD_SWEEP_INTERVAL_MS_DEFAULT),
                 webhook_secret: None,
+                require_session: false,
+                session_ttl_secs: SESSION_TTL_SECS_DEFAULT,
+                password_checks_per_sec: PASSWORD_CHECKS_PER_SEC_DEFAULT,
+                password_checks_burst: PASSWORD_CHECKS_BURST_DEFAULT,
             }
         );
         let admin = settings(&[("ADMIN_TOKEN", "0123456789abcdef")]).unwrap();
@@ -653,6 +725,42 @@ mod tests {
             assert!(error.contains(name), "{name}={value}: {error}");
         }
         assert!(settings(&[("WEBHOOK_SECRET", &"x".repeat(257))]).is_err());
+    }
+
+    #[test]
+    fn session_settings_are_bounded() {
+        let set = settings(&[
+            ("REQUIRE_SESSION", "true"),
+            ("SESSION_TTL_SECS", "60"),
+            ("PASSWORD_CHECKS_PER_SEC", "5"),
+            ("PASSWORD_CHECKS_BURST", "1"),
+        ])
+        .unwrap();
+        assert!(set.require_session);
+        assert_eq!(
+            (
+                set.session_ttl_secs,
+                set.password_checks_per_sec,
+                set.password_checks_burst
+            ),
+            (60, 5, 1)
+        );
+        assert!(
+            !settings(&[("REQUIRE_SESSION", "0")])
+                .unwrap()
+                .require_session
+        );
+        let refused = [
+            ("REQUIRE_SESSION", "yes"),
+            ("SESSION_TTL_SECS", "59"),
+            ("SESSION_TTL_SECS", "2592001"),
+            ("PASSWORD_CHECKS_PER_SEC", "0"),
+            ("PASSWORD_CHECKS_BURST", "101"),
+        ];
+        for (name, value) in refused {
+            let error = settings(&[(name, value)]).unwrap_err();
+            assert!(error.contains(name), "{name}={value}: {error}");
+        }
     }
 
     #[test]

@@ -99,6 +99,19 @@ fn serve(settings: &Settings) -> ExitCode {
                 Value::Int(settings.hold_sweep_interval.as_millis() as i64),
             ),
             ("webhooks", Value::Bool(settings.webhook_secret.is_some())),
+            ("require_session", Value::Bool(settings.require_session)),
+            (
+                "session_ttl_secs",
+                Value::Int(settings.session_ttl_secs.into()),
+            ),
+            (
+                "password_checks_per_sec",
+                Value::Int(settings.password_checks_per_sec.into()),
+            ),
+            (
+                "password_checks_burst",
+                Value::Int(settings.password_checks_burst.into()),
+            ),
         ],
     );
     install_stop_handlers();

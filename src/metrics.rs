@@ -23,6 +23,12 @@ pub enum Route {
     GetHold,
     ReleaseHold,
     PaymentWebhook,
+    /// `POST /customers` (sign-up).
+    CreateCustomer,
+    /// `POST /sessions` (log-in).
+    OpenSession,
+    /// `GET` and `DELETE /sessions/current`.
+    Session,
     Health,
     Metrics,
     /// Unknown paths and methods, and requests refused before routing.
@@ -30,7 +36,7 @@ pub enum Route {
 }
 
 impl Route {
-    pub const ALL: [Route; 14] = [
+    pub const ALL: [Route; 17] = [
         Route::GetProduct,
         Route::PlaceOrder,
         Route::CancelOrder,
@@ -42,6 +48,9 @@ impl Route {
         Route::GetHold,
         Route::ReleaseHold,
         Route::PaymentWebhook,
+        Route::CreateCustomer,
+        Route::OpenSession,
+        Route::Session,
         Route::Health,
         Route::Metrics,
         Route::Other,
@@ -60,6 +69,9 @@ impl Route {
             Route::GetHold => "get_hold",
             Route::ReleaseHold => "release_hold",
             Route::PaymentWebhook => "payment_webhook",
+            Route::CreateCustomer => "create_customer",
+            Route::OpenSession => "open_session",
+            Route::Session => "session",
             Route::Health => "health",
             Route::Metrics => "metrics",
             Route::Other => "other",
@@ -214,6 +226,32 @@ pub struct WebhookFigures {
     pub unknown_order: u64,
 }
 
+/// What sign-ups and sessions count for the metrics.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct AccountFigures {
+    pub created: u64,
+    pub email_taken: u64,
+    pub opened: u64,
+    pub wrong_credentials: u64,
+    pub ended: u64,
+    /// Requests refused 401 `invalid_session` / 403 / 401 `session_required`.
+    pub invalid_session: u64,
+    pub forbidden: u64,
+    pub session_required: u64,
+}
+
+impl AccountFigures {
+    /// Counts a refusal (by its reason) if it is about a session.
+    pub fn count_refusal(&mut self, reason: Option<&str>) {
+        match reason {
+            Some("invalid_session") => self.invalid_session += 1,
+            Some("forbidden") => self.forbidden += 1,
+            Some("session_required") => self.session_required += 1,
+            _ => {}
+        }
+    }
+}
+
 /// The figures the application keeps, for [`render`].
 #[derive(Debug, Clone, Copy)]
 pub struct AppFigures<'a> {
@@ -226,6 +264,9 @@ pub struct AppFigures<'a> {
     pub hold_sweeps: u64,
     pub holds_expired: u64,
     pub webhooks: WebhookFigures,
+    pub accounts: AccountFigures,
+    /// Sign-ups and log-ins refused 503 by the instance's password checks.
+    pub password_checks_shed: u64,
     /// Customers the per-customer rate limit remembers, and those it
     /// evicted with tokens spent (both 0 when the limit is off).
     pub rate_limit_customers: usize,
@@ -279,6 +320,7 @@ pub fn render(out: &mut Vec<u8>, http: &HttpMetrics, app: AppFigures<'_>, now: &
     orders(out, http, &app.order_refusals);
     holds(out, http, &app);
     webhooks(out, http, &app.webhooks);
+    accounts(out, &app);
     header(
         out,
         "flashsale_order_batch_size",
@@ -472,6 +514,63 @@ fn webhooks(out: &mut Vec<u8>, http: &HttpMetrics, figures: &WebhookFigures) {
     }
 }
 
+/// A counter's name, help, label name, and its values by label value.
+type CounterFamily<'a> = (&'a str, &'a str, &'a str, &'a [(&'a str, u64)]);
+
+/// Sign-ups, sessions, and the requests refused for their session.
+fn accounts(out: &mut Vec<u8>, app: &AppFigures<'_>) {
+    let figures = &app.accounts;
+    let series: [CounterFamily<'_>; 3] = [
+        (
+            "flashsale_accounts_total",
+            "Sign-ups answered, by outcome.",
+            "outcome",
+            &[
+                ("created", figures.created),
+                ("email_taken", figures.email_taken),
+            ],
+        ),
+        (
+            "flashsale_sessions_total",
+            "Log-ins and log-outs answered, by outcome.",
+            "outcome",
+            &[
+                ("opened", figures.opened),
+                ("wrong_credentials", figures.wrong_credentials),
+                ("ended", figures.ended),
+            ],
+        ),
+        (
+            "flashsale_session_refusals_total",
+            "Requests refused for their session (401 or 403), by reason.",
+            "reason",
+            &[
+                ("invalid_session", figures.invalid_session),
+                ("forbidden", figures.forbidden),
+                ("session_required", figures.session_required),
+            ],
+        ),
+    ];
+    for (name, help, label, counts) in series {
+        header(out, name, "counter", help);
+        for &(value, count) in counts {
+            line(out, name, &[(label, value)], count as f64);
+        }
+    }
+    header(
+        out,
+        "flashsale_password_checks_shed_total",
+        "counter",
+        "Sign-ups and log-ins refused 503: the instance's password checks were spent.",
+    );
+    line(
+        out,
+        "flashsale_password_checks_shed_total",
+        &[],
+        app.password_checks_shed as f64,
+    );
+}
+
 fn header(out: &mut Vec<u8>, name: &str, kind: &str, help: &str) {
     out.extend_from_slice(format!("# HELP {name} {help}\n# TYPE {name} {kind}\n").as_bytes());
 }
@@ -578,6 +677,13 @@ mod tests {
             hold_sweeps: 9,
             holds_expired: 200,
             webhooks,
+            accounts: AccountFigures {
+                created: 2,
+                wrong_credentials: 5,
+                forbidden: 1,
+                ..AccountFigures::default()
+            },
+            password_checks_shed: 7,
             rate_limit_customers: 12,
             rate_limit_evictions: 3,
         };
@@ -594,6 +700,20 @@ mod tests {
             at(r#"flashsale_http_requests_total{route="other",status="other"}"#),
             "1"
         );
+        assert_eq!(at(r#"flashsale_accounts_total{outcome="created"}"#), "2");
+        assert_eq!(
+            at(r#"flashsale_accounts_total{outcome="email_taken"}"#),
+            "0"
+        );
+        assert_eq!(
+            at(r#"flashsale_sessions_total{outcome="wrong_credentials"}"#),
+            "5"
+        );
+        assert_eq!(
+            at(r#"flashsale_session_refusals_total{reason="forbidden"}"#),
+            "1"
+        );
+        assert_eq!(at("flashsale_password_checks_shed_total"), "7");
         assert_eq!(
             at(
                 r#"flashsale_http_request_duration_seconds_bucket{route="get_product",le="0.0001"}"#

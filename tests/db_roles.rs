@@ -117,20 +117,23 @@ fn the_order_functions_run_as_their_owner_with_a_pinned_search_path() {
     assert_eq!(
         functions,
         format!(
-            "admin_create_product {definer},admin_product_row {helper},\
+            "act_as {definer},admin_create_product {definer},admin_product_row {helper},\
              admin_restock {definer},admin_update_product {definer},\
              cancel_confirmed_order {helper},cancel_order {definer},\
-             consume_hold {definer},customer_units {helper},end_locked_hold {helper},\
-             expire_holds {definer},get_hold {definer},hold_row {helper},\
-             order_refusal {helper},payment_webhook {definer},place_hold {definer},\
+             cancel_order_as {definer},consume_hold {definer},create_account {definer},\
+             customer_units {helper},end_locked_hold {helper},end_session {definer},\
+             expire_holds {definer},get_hold {definer},get_session {definer},\
+             hold_row {helper},open_session {definer},order_refusal {helper},\
+             password_input {helper},payment_webhook {definer},place_hold {definer},\
              place_order {definer},place_orders {definer},release_hold {definer},\
-             sale_status {helper}"
+             release_hold_as {definer},sale_status {helper},session_customer {definer}"
         )
     );
     let executable_by_others = cluster.psql(
         "SELECT count(*) FROM pg_proc p WHERE p.pronamespace = 'public'::regnamespace \
            AND p.proname IN ('admin_product_row', 'cancel_confirmed_order', 'customer_units', \
-             'end_locked_hold', 'hold_row', 'order_refusal', 'sale_status') \
+             'end_locked_hold', 'hold_row', 'order_refusal', 'sale_status', \
+             'password_input', 'session_customer') \
            AND (p.proacl IS NULL OR EXISTS (SELECT FROM aclexplode(p.proacl) a \
              WHERE a.grantee <> p.proowner AND a.privilege_type = 'EXECUTE'))",
     );
@@ -159,9 +162,10 @@ fn the_api_role_executes_only_the_functions_it_calls() {
     );
     assert_eq!(
         executable,
-        "admin_create_product,admin_restock,admin_update_product,cancel_order,\
-         consume_hold,expire_holds,get_hold,payment_webhook,place_hold,place_order,\
-         place_orders,release_hold"
+        "act_as,admin_create_product,admin_restock,admin_update_product,cancel_order,\
+         cancel_order_as,consume_hold,create_account,end_session,expire_holds,get_hold,\
+         get_session,open_session,payment_webhook,place_hold,place_order,place_orders,\
+         release_hold,release_hold_as"
     );
 }
 

@@ -950,36 +950,8 @@ fn nginx_refusals_are_json_with_the_apis_statuses() {
             }
         });
     }
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
     let dir = TempDir::new("nginx-live");
-    let file = render_nginx_conf(dir.path(), port, api_ports);
-    let prefix = dir.path().join("nginx");
-    fs::create_dir_all(prefix.join("tmp")).unwrap();
-    let _nginx = Nginx(
-        Command::new(nginx)
-            .arg("-p")
-            .arg(&prefix)
-            .arg("-c")
-            .arg(&file)
-            .args(["-g", "daemon off;"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start nginx"),
-    );
-    let start = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "nginx did not start"
-        );
-        thread::sleep(Duration::from_millis(50));
-    }
+    let (_nginx, port) = start_nginx(nginx, dir.path(), api_ports);
 
     let d = nginx_directives();
     let per_address: usize = nginx_one(&d, "limit_conn")[1].parse().unwrap();
@@ -1093,6 +1065,252 @@ fn nginx_refusals_are_json_with_the_apis_statuses() {
     assert!(
         answer.starts_with("HTTP/1.1 200") && answer.contains("Active connections:"),
         "{answer}"
+    );
+}
+
+/// nginx started as perf/stack starts it, in front of `api_ports`; stopped
+/// when the value is dropped.
+fn start_nginx(nginx: &str, dir: &Path, api_ports: [u16; 2]) -> (Nginx, u16) {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let file = render_nginx_conf(dir, port, api_ports);
+    let prefix = dir.join("nginx");
+    fs::create_dir_all(prefix.join("tmp")).unwrap();
+    let running = Nginx(
+        Command::new(nginx)
+            .arg("-p")
+            .arg(&prefix)
+            .arg("-c")
+            .arg(&file)
+            .args(["-g", "daemon off;"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start nginx"),
+    );
+    let start = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "nginx did not start"
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
+    (running, port)
+}
+
+/// One request from `source` on a fresh connection (closed after it): the
+/// status, the head's lines (lowercase names) and the body.
+fn fetch_from(
+    source: std::net::Ipv4Addr,
+    port: u16,
+    method: &str,
+    path: &str,
+) -> (u16, Vec<String>, Vec<u8>) {
+    use std::io::Write;
+    let mut s = connect_from(source, port);
+    let body = if method == "POST" { "{}" } else { "" };
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut data = Vec::new();
+    s.read_to_end(&mut data).unwrap();
+    let split = data
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no head in {:?}", String::from_utf8_lossy(&data)));
+    let head = String::from_utf8_lossy(&data[..split]).to_string();
+    let status = head.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let lines = head
+        .lines()
+        .skip(1)
+        .map(|l| match l.split_once(':') {
+            Some((name, value)) => format!("{}: {}", name.to_ascii_lowercase(), value.trim()),
+            None => l.to_string(),
+        })
+        .collect();
+    (status, lines, data[split + 4..].to_vec())
+}
+
+fn header<'a>(lines: &'a [String], name: &str) -> Option<&'a str> {
+    let prefix = format!("{name}: ");
+    lines.iter().find_map(|l| l.strip_prefix(prefix.as_str()))
+}
+
+/// nginx as configured, in front of two "instances" that answer every
+/// request with `{"path": ...}` and count what reaches them: the buyer's
+/// page and its assets come from nginx/www with their caching headers;
+/// GET /sales reaches an instance at most about once a second however many
+/// pages ask; sign-ups and log-ins are limited per address (429), other
+/// requests of the same address are not.
+#[test]
+fn nginx_serves_the_page_shares_sales_and_limits_log_ins() {
+    use std::io::Write;
+    use std::net::Ipv4Addr;
+    let Some(nginx) = nginx_binary() else { return };
+    let hits = std::sync::Arc::new(std::sync::Mutex::new(BTreeMap::<String, usize>::new()));
+    let uplinks: Vec<TcpListener> = (0..2)
+        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    let api_ports = [0, 1].map(|i| uplinks[i].local_addr().unwrap().port());
+    for l in uplinks {
+        let hits = std::sync::Arc::clone(&hits);
+        thread::spawn(move || {
+            for mut s in l.incoming().flatten() {
+                let hits = std::sync::Arc::clone(&hits);
+                thread::spawn(move || {
+                    let mut buf = vec![0u8; 8192];
+                    let mut have = 0;
+                    loop {
+                        let n = match s.read(&mut buf[have..]) {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => n,
+                        };
+                        have += n;
+                        let text = String::from_utf8_lossy(&buf[..have]).to_string();
+                        let Some(end) = text.find("\r\n\r\n") else {
+                            continue;
+                        };
+                        let length: usize = text[..end]
+                            .lines()
+                            .find_map(|l| {
+                                l.to_ascii_lowercase()
+                                    .strip_prefix("content-length:")
+                                    .map(|v| v.trim().parse().unwrap())
+                            })
+                            .unwrap_or(0);
+                        if have < end + 4 + length {
+                            continue;
+                        }
+                        let line = text.lines().next().unwrap_or("").to_string();
+                        let path = line.split_whitespace().nth(1).unwrap_or("").to_string();
+                        *hits.lock().unwrap().entry(path.clone()).or_default() += 1;
+                        let body = format!("{{\"path\":\"{path}\"}}");
+                        let answer = format!(
+                            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\
+                             Content-Length: {}\r\n\r\n{body}",
+                            body.len()
+                        );
+                        if s.write_all(answer.as_bytes()).is_err() {
+                            return;
+                        }
+                        let consumed = end + 4 + length;
+                        buf.copy_within(consumed..have, 0);
+                        have -= consumed;
+                    }
+                });
+            }
+        });
+    }
+    let dir = TempDir::new("nginx-page");
+    let (_nginx, port) = start_nginx(nginx, dir.path(), api_ports);
+    let here = Ipv4Addr::LOCALHOST;
+
+    // The page: revalidated on every load, with its content security policy.
+    let (status, head, body) = fetch_from(here, port, "GET", "/");
+    assert_eq!(status, 200, "{head:?}");
+    assert_eq!(header(&head, "content-type"), Some("text/html"));
+    assert_eq!(header(&head, "cache-control"), Some("no-cache"));
+    let csp = header(&head, "content-security-policy").expect("a CSP");
+    assert!(csp.starts_with("default-src 'self'"), "{csp}");
+    let page = String::from_utf8(body).unwrap();
+    assert_eq!(page, read("nginx/www/index.html"));
+    assert!(page.contains(r#"src="/static/app.js""#));
+    for (asset, kind) in [("app.js", "text/javascript"), ("style.css", "text/css")] {
+        let (status, head, body) = fetch_from(here, port, "GET", &format!("/static/{asset}"));
+        assert_eq!(status, 200, "{asset}: {head:?}");
+        assert_eq!(header(&head, "content-type"), Some(kind));
+        assert_eq!(header(&head, "cache-control"), Some("public, max-age=300"));
+        assert_eq!(
+            body,
+            read(&format!("nginx/www/static/{asset}")).into_bytes()
+        );
+    }
+    assert_eq!(fetch_from(here, port, "GET", "/static/missing.js").0, 404);
+    assert!(
+        hits.lock().unwrap().is_empty(),
+        "the page never reaches an API"
+    );
+
+    // GET /sales: 40 pages asking at once cost an instance one request
+    // (two if a second began in between).
+    let before = Instant::now();
+    let asks: Vec<_> = (0..40)
+        .map(|_| thread::spawn(move || fetch_from(here, port, "GET", "/sales")))
+        .collect();
+    for ask in asks {
+        let (status, _, body) = ask.join().unwrap();
+        assert_eq!(
+            (status, body.as_slice()),
+            (200, &br#"{"path":"/sales"}"#[..])
+        );
+    }
+    let upstream = hits.lock().unwrap().get("/sales").copied().unwrap_or(0);
+    let took = before.elapsed();
+    assert!(
+        (1..=1 + took.as_secs() as usize + 1).contains(&upstream),
+        "{upstream} requests reached the instances in {took:?}"
+    );
+    let (_, head, _) = fetch_from(here, port, "GET", "/sales");
+    assert_eq!(header(&head, "x-cache"), Some("HIT"), "{head:?}");
+    // Another page of the listing is another entry; a second later the
+    // first is fetched again.
+    fetch_from(here, port, "GET", "/sales?after=100");
+    assert_eq!(hits.lock().unwrap().get("/sales?after=100"), Some(&1));
+    thread::sleep(Duration::from_millis(1600));
+    fetch_from(here, port, "GET", "/sales");
+    fetch_from(here, port, "GET", "/sales");
+    let again = hits.lock().unwrap().get("/sales").copied().unwrap_or(0);
+    assert!(again > upstream, "the entry lives ~1 s, not more");
+
+    // Log-ins and sign-ups per address: a burst of 5, then 1 a second.
+    let storm = Ipv4Addr::new(127, 0, 0, 7);
+    let statuses: Vec<u16> = (0..12)
+        .map(|i| {
+            let path = if i % 2 == 0 {
+                "/sessions"
+            } else {
+                "/customers"
+            };
+            fetch_from(storm, port, "POST", path).0
+        })
+        .collect();
+    let limited = statuses.iter().filter(|&&s| s == 429).count();
+    assert!(
+        statuses[..5].iter().all(|&s| s == 200) && (5..=7).contains(&limited),
+        "{statuses:?}"
+    );
+    let (status, head, body) = fetch_from(storm, port, "POST", "/sessions");
+    assert_eq!(status, 429);
+    assert_eq!(header(&head, "content-type"), Some("application/json"));
+    assert_eq!(
+        body,
+        br#"{"error":"too many requests from this address, retry later"}"#
+    );
+    // The same address's other requests, and another address's log-ins.
+    for (method, path) in [
+        ("GET", "/sessions/current"),
+        ("DELETE", "/sessions/current"),
+        ("POST", "/orders"),
+        ("GET", "/products/1"),
+    ] {
+        assert_eq!(
+            fetch_from(storm, port, method, path).0,
+            200,
+            "{method} {path}"
+        );
+    }
+    assert_eq!(
+        fetch_from(Ipv4Addr::new(127, 0, 0, 8), port, "POST", "/sessions").0,
+        200
     );
 }
 

@@ -25,6 +25,7 @@ const NOISY: usize = 6;
 const SET_APP_NAME: usize = 7;
 const SLEEP_MS_WRITING: usize = 8;
 const DEADLINES: usize = 9;
+const SLEEP_MS_SLOW: usize = 10;
 
 static STATEMENTS: &[Statement] = &[
     Statement {
@@ -34,6 +35,7 @@ static STATEMENTS: &[Statement] = &[
         column_names: &[],
         column_types: &[oid::INT4, oid::TEXT],
         writes: false,
+        slow: false,
     },
     Statement {
         name: "divide",
@@ -42,6 +44,7 @@ static STATEMENTS: &[Statement] = &[
         column_names: &[],
         column_types: &[oid::INT4],
         writes: false,
+        slow: false,
     },
     Statement {
         name: "insert_unique",
@@ -50,6 +53,7 @@ static STATEMENTS: &[Statement] = &[
         column_names: &[],
         column_types: &[],
         writes: true,
+        slow: false,
     },
     Statement {
         name: "sleep_ms",
@@ -58,6 +62,7 @@ static STATEMENTS: &[Statement] = &[
         column_names: &[],
         column_types: &[oid::INT4],
         writes: false,
+        slow: false,
     },
     Statement {
         name: "types",
@@ -74,6 +79,7 @@ static STATEMENTS: &[Statement] = &[
             oid::INT2,
         ],
         writes: false,
+        slow: false,
     },
     Statement {
         name: "sum_array",
@@ -83,6 +89,7 @@ static STATEMENTS: &[Statement] = &[
         column_names: &[],
         column_types: &[oid::INT8, oid::INT4, oid::TEXT],
         writes: false,
+        slow: false,
     },
     Statement {
         name: "noisy",
@@ -91,6 +98,7 @@ static STATEMENTS: &[Statement] = &[
         column_names: &[],
         column_types: &[oid::INT4],
         writes: false,
+        slow: false,
     },
     Statement {
         name: "set_app_name",
@@ -99,6 +107,7 @@ static STATEMENTS: &[Statement] = &[
         column_names: &[],
         column_types: &[oid::TEXT],
         writes: false,
+        slow: false,
     },
     // A stand-in for an order waiting on a row lock: declared as writing,
     // so the pool routes it as one.
@@ -109,6 +118,7 @@ static STATEMENTS: &[Statement] = &[
         column_names: &[],
         column_types: &[oid::INT4],
         writes: true,
+        slow: false,
     },
     Statement {
         name: "deadlines",
@@ -117,6 +127,17 @@ static STATEMENTS: &[Statement] = &[
         column_names: &[],
         column_types: &[oid::TEXT, oid::TEXT],
         writes: false,
+        slow: false,
+    },
+    // A stand-in for a password hash: slow by design.
+    Statement {
+        name: "sleep_ms_slow",
+        sql: "SELECT $1 FROM pg_sleep($1 / 1000.0)",
+        param_types: &[oid::INT4],
+        column_names: &[],
+        column_types: &[oid::INT4],
+        writes: true,
+        slow: true,
     },
 ];
 
@@ -453,6 +474,7 @@ fn a_statement_that_does_not_match_the_schema_is_a_startup_error() {
         column_names: &[],
         column_types: &[oid::INT8],
         writes: false,
+        slow: false,
     }];
     let error = startup_error(WRONG);
     assert!(error.contains("statement wrong does not match"), "{error}");
@@ -473,6 +495,7 @@ fn a_statement_whose_column_names_differ_is_a_startup_error() {
         column_names: &["unit_price", "total_price"],
         column_types: &[oid::INT4, oid::INT4],
         writes: false,
+        slow: false,
     }];
     let error = startup_error(SWAPPED);
     assert!(
@@ -908,6 +931,28 @@ fn a_request_the_server_keeps_working_on_is_cancelled_not_abandoned() {
          AND state = 'active'",
     );
     assert_eq!(busy, "0");
+}
+
+#[test]
+fn nothing_pipelines_behind_a_slow_statement_while_another_connection_is_ready() {
+    let cluster = PgCluster::start(Auth::Trust);
+    let mut driver = Driver::connected(&cluster, config(3));
+    driver
+        .submit(0, SLEEP_MS_SLOW, &[Param::Int4(1500)])
+        .unwrap();
+    // Writes and reads, more than the other two connections have in flight.
+    for tag in 10..30 {
+        match tag % 2 {
+            0 => driver.submit(tag, SLEEP_MS_WRITING, &[Param::Int4(1)]),
+            _ => driver.submit(tag, ECHO, &[Param::Int4(tag as i32), Param::Text("x")]),
+        }
+        .unwrap();
+    }
+    let replies = driver.collect(21, Duration::from_secs(15));
+    let slow_done = replies.iter().find(|(tag, ..)| *tag == 0).unwrap().2;
+    for (tag, _, at) in replies.iter().filter(|(tag, ..)| *tag >= 10) {
+        assert!(*at < slow_done, "request {tag} waited for the slow one");
+    }
 }
 
 #[test]

@@ -45,6 +45,7 @@ static STATEMENTS: &[Statement] = &[Statement {
     column_names: &[],
     column_types: &[oid::INT4, oid::UUID, oid::TEXT, oid::TIMESTAMPTZ],
     writes: false,
+    slow: false,
 }];
 
 /// Runs `rounds` rounds of `depth` pipelined requests, checking each answer

@@ -350,6 +350,7 @@ const fn admin_statement(
         column_names: &ANSWER_NAMES,
         column_types: &ANSWER_TYPES,
         writes: true,
+        slow: false,
     }
 }
 

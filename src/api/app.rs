@@ -5,6 +5,7 @@
 
 use std::time::Instant;
 
+use crate::api::accounts::{self, AccountsLog, PasswordChecks};
 use crate::api::holds::sweep::{HoldSweeper, SWEEP_TAG};
 use crate::api::orders::batch::{self, Batcher};
 use crate::api::rate_limit::CustomerRateLimit;
@@ -16,7 +17,8 @@ use crate::api::{
     OVERLOADED,
 };
 use crate::config::{
-    Settings, ANSWER_BODY_BYTES_INITIAL, CUSTOMER_ID_BYTES_MAX, HTTP_CONNECTIONS_MAX,
+    Settings, ANSWER_BODY_BYTES_INITIAL, COOKIE_BYTES_MAX, CUSTOMER_ID_BYTES_MAX,
+    HTTP_CONNECTIONS_MAX,
 };
 use crate::log::{self, Value};
 use crate::metrics::{AppFigures, Route};
@@ -29,7 +31,11 @@ pub struct App {
     webhook_secret: Option<Box<[u8]>>,
     /// `HOLD_TTL_SECS`.
     hold_ttl_secs: i32,
+    /// `REQUIRE_SESSION`, `SESSION_TTL_SECS`.
+    require_session: bool,
+    session_ttl_secs: i32,
     hold_sweeper: HoldSweeper,
+    accounts_log: AccountsLog,
     queries: QueryTable,
     orders: Batcher,
     /// Checked by every customer-keyed write before it takes anything.
@@ -52,8 +58,15 @@ impl App {
             admin_token: secret(&settings.admin_token),
             webhook_secret: secret(&settings.webhook_secret),
             hold_ttl_secs: i32::try_from(settings.hold_ttl_secs).unwrap_or(i32::MAX),
+            require_session: settings.require_session,
+            session_ttl_secs: i32::try_from(settings.session_ttl_secs).unwrap_or(i32::MAX),
             hold_sweeper: HoldSweeper::new(settings.hold_sweep_interval, now),
-            queries: QueryTable::new(),
+            accounts_log: AccountsLog::new(now),
+            queries: QueryTable::new(PasswordChecks::new(
+                settings.password_checks_per_sec,
+                settings.password_checks_burst,
+                now,
+            )),
             orders: Batcher::new(batches_in_flight, settings.pool_size),
             customer_rate_limit: CustomerRateLimit::new(settings.customer_rate_limit, now),
             text: String::with_capacity(CUSTOMER_ID_BYTES_MAX),
@@ -84,35 +97,57 @@ impl App {
             (Route::PaymentWebhook, _) if webhook_secret.is_none() => Err(NOT_FOUND),
             _ => Ok(()),
         };
+        // The session a request carries (a Bearer token or the cookie),
+        // looked at only where a customer acts; the administration's
+        // Authorization is its own token.
+        let session = accounts::session_token(request.authorization, request.cookie);
+        let carries_session = !matches!(session, Ok(None));
         let (label, routed) = routes::route_labelled(
             request.method,
             request.target,
             request.body,
             request.signature,
+            carries_session,
             &mut self.text,
             admit,
         );
-        let refused = |refusal| Handled::Answered(Answer::Refused(refusal));
+        // A refusal's reason, for the session refusals' count.
+        let mut refused_for = None;
+        let mut refused = |refusal: Refusal| {
+            refused_for = refusal.reason;
+            Handled::Answered(Answer::Refused(refusal))
+        };
+        let require_session = self.require_session;
+        let routed =
+            routed.and_then(|command| accounts::with_session(command, session, require_session));
         let handled = match routed {
             Err(refusal) => refused(refusal),
-            Ok(Command::Health) => Handled::Answered(health::answer(pool.is_healthy())),
-            Ok(Command::Metrics) => Handled::Metrics,
-            Ok(Command::PlaceOrder(order)) => match (self.customer_rate_limit)
+            Ok((Command::Health, _)) => Handled::Answered(health::answer(pool.is_healthy())),
+            Ok((Command::Metrics, _)) => Handled::Metrics,
+            Ok((Command::PlaceOrder(order), _)) => match (self.customer_rate_limit)
                 .admit(order.customer_id, now)
                 .and_then(|()| self.orders.add(request.id, &order))
             {
                 Ok(()) => Handled::Pending,
                 Err(refusal) => refused(refusal),
             },
-            Ok(Command::Query(query, text)) => {
+            Ok((Command::Query(query, text), token)) => {
                 let input = QueryInput {
                     text,
                     body: request.body,
                     hold_ttl_secs: self.hold_ttl_secs,
                     webhook_secret: webhook_secret.unwrap_or_default(),
+                    session: token,
+                    session_ttl_secs: self.session_ttl_secs,
+                };
+                // A session's customer may be left out of the body: its
+                // token then stands for it in the rate limit.
+                let rate_key = match (text, token) {
+                    ("", Some(token)) => token,
+                    _ => text,
                 };
                 let admitted = match query.is_customer_write() {
-                    true => self.customer_rate_limit.admit(text, now),
+                    true => self.customer_rate_limit.admit(rate_key, now),
                     false => Ok(()),
                 };
                 match admitted
@@ -123,6 +158,7 @@ impl App {
                 }
             }
         };
+        self.queries.figures.accounts.count_refusal(refused_for);
         (label, handled)
     }
 
@@ -134,11 +170,14 @@ impl App {
             order_refusals: self
                 .orders
                 .refusals()
-                .plus(&figures.holds.purchase_refusals),
+                .plus(&figures.holds.purchase_refusals)
+                .plus(&figures.session_order_refusals),
             hold_refusals: figures.holds.refusals,
             hold_sweeps: figures.holds.sweeps,
             holds_expired: figures.holds.expired,
             webhooks: figures.webhooks,
+            accounts: figures.accounts,
+            password_checks_shed: self.queries.password_checks.shed,
             rate_limit_customers: self.customer_rate_limit.customers(),
             rate_limit_evictions: self.customer_rate_limit.evictions(),
         }
@@ -161,6 +200,12 @@ impl App {
         self.orders.send(pool, host, now);
         self.hold_sweeper.tick(pool, now);
         self.customer_rate_limit.end_of_turn(now);
+        let queries = &self.queries;
+        (self.accounts_log).end_of_turn(
+            &queries.figures.accounts,
+            queries.password_checks.shed,
+            now,
+        );
     }
 
     /// When the loop must wake for the application's own work, if ever.
@@ -187,14 +232,20 @@ struct QueryTable {
     slots: Vec<Option<Waiting>>,
     free: Vec<u32>,
     figures: QueryFigures,
+    /// Sign-ups and log-ins (password hashes) this instance may send.
+    password_checks: PasswordChecks,
+    /// A `Set-Cookie` value an answer renders (a session's start or end).
+    cookie: Vec<u8>,
 }
 
 impl QueryTable {
-    fn new() -> QueryTable {
+    fn new(password_checks: PasswordChecks) -> QueryTable {
         QueryTable {
             slots: Vec::with_capacity(HTTP_CONNECTIONS_MAX),
             free: Vec::with_capacity(HTTP_CONNECTIONS_MAX),
             figures: QueryFigures::default(),
+            password_checks,
+            cookie: Vec::with_capacity(COOKIE_BYTES_MAX),
         }
     }
 
@@ -206,13 +257,22 @@ impl QueryTable {
         pool: &mut Pool,
         now: Instant,
     ) -> Result<(), Refusal> {
+        let password_check = accounts::is_password_check(&query);
+        if password_check {
+            self.password_checks.admit(now)?;
+        }
         let slot = match self.free.pop() {
             Some(slot) => slot as usize,
             None if self.slots.len() < HTTP_CONNECTIONS_MAX => {
                 self.slots.push(None);
                 self.slots.len() - 1
             }
-            None => return Err(OVERLOADED),
+            None => {
+                if password_check {
+                    self.password_checks.done();
+                }
+                return Err(OVERLOADED);
+            }
         };
         let mut db = Db {
             pool,
@@ -226,6 +286,9 @@ impl QueryTable {
             }
             Err(refused) => {
                 self.free.push(slot as u32);
+                if password_check {
+                    self.password_checks.done();
+                }
                 Err(refusal_for(refused))
             }
         }
@@ -237,9 +300,22 @@ impl QueryTable {
             return;
         };
         self.free.push(slot as u32);
+        if accounts::is_password_check(&waiting.query) {
+            self.password_checks.done();
+        }
         body.clear();
+        self.cookie.clear();
         let rendered = match reply {
-            Reply::Rows(rows) => waiting.query.answer(rows, body, &mut self.figures),
+            Reply::Rows(rows) => {
+                let (cookie, figures) = (&mut self.cookie, &mut self.figures);
+                waiting.query.answer(rows, body, cookie, figures)
+            }
+            // A session that is not live, or another customer's thing.
+            Reply::Failed(error) if accounts::session_refusal(error.code).is_some() => {
+                let refusal = accounts::session_refusal(error.code).unwrap_or(DATABASE_ERROR);
+                self.figures.accounts.count_refusal(refusal.reason);
+                Err(refusal)
+            }
             // A hold, or an order of one, may have committed: its key tells.
             Reply::Unavailable if waiting.query.is_customer_write() => Err(KEYED_OUTCOME_UNKNOWN),
             Reply::Unavailable => Err(DATABASE_UNAVAILABLE),
@@ -250,6 +326,14 @@ impl QueryTable {
                 Err(DATABASE_ERROR)
             }
         };
-        host.answer(waiting.request, answer_of(rendered, body));
+        let answer = match rendered {
+            Ok(status) if !self.cookie.is_empty() => Answer::JsonWithCookie {
+                status,
+                body,
+                cookie: &self.cookie,
+            },
+            rendered => answer_of(rendered, body),
+        };
+        host.answer(waiting.request, answer);
     }
 }

@@ -22,6 +22,8 @@
 //! holds/         place.rs (POST /holds), read.rs (GET, release), consume.rs
 //!                (an order of a hold), sweep.rs (the background expiry)
 //! payments.rs    POST /payments/webhook
+//! accounts.rs    POST /customers, POST /sessions, /sessions/current; the
+//!                session a request carries
 //! health.rs      GET /health
 //! rate_limit.rs  the per-customer rate limit on orders (token buckets, a fixed table)
 //! statements.rs  every statement, prepared once on each database connection
@@ -33,6 +35,7 @@
 //! (and a [`routes::Query`] variant if one statement answers it), its
 //! statement in the table of `statements.rs`, its SQL in `sql/init.sql`.
 
+pub mod accounts;
 pub mod admin;
 mod app;
 pub mod health;
@@ -73,6 +76,8 @@ pub struct Request<'a> {
     pub authorization: Option<&'a [u8]>,
     /// The `X-Signature` field's value, if any (empty when repeated).
     pub signature: Option<&'a [u8]>,
+    /// The `Cookie` field's value, if any (a browser's session).
+    pub cookie: Option<&'a [u8]>,
     pub body: &'a [u8],
 }
 
@@ -81,6 +86,12 @@ pub struct Request<'a> {
 pub enum Answer<'a> {
     /// A status and its rendered JSON body.
     Json { status: u16, body: &'a [u8] },
+    /// The same, with a cookie to set (a session's start or end).
+    JsonWithCookie {
+        status: u16,
+        body: &'a [u8],
+        cookie: &'a [u8],
+    },
     /// An error: the status and `{"error": message}`.
     Refused(Refusal),
     /// `200` with the process's metrics, rendered in the Prometheus text

@@ -53,6 +53,7 @@ pub const PAYMENT_WEBHOOK: Statement = Statement {
     column_names: WebhookRow::COLUMN_NAMES,
     column_types: WebhookRow::COLUMN_TYPES,
     writes: true,
+    slow: false,
 };
 const PAYMENT_WEBHOOK_ID: StatementId = id_of(&PAYMENT_WEBHOOK);
 

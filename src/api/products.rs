@@ -45,6 +45,7 @@ pub const GET_PRODUCT: Statement = Statement {
     column_names: ProductRow::COLUMN_NAMES,
     column_types: ProductRow::COLUMN_TYPES,
     writes: false,
+    slow: false,
 };
 const GET_PRODUCT_ID: StatementId = id_of(&GET_PRODUCT);
 

@@ -6,13 +6,20 @@
 //! Adding an endpoint is a line in [`route`]; if one statement answers it,
 //! also a [`Query`] variant and its two dispatch arms below.
 
+use crate::api::accounts::{self, INVALID_SESSION};
 use crate::api::admin::{self, NewProduct, ProductChange};
 use crate::api::holds::{self, place::HoldRequest, HoldFigures};
-use crate::api::orders::{self, place::OrderRequest};
+use crate::api::malformed;
+use crate::api::orders::{
+    self,
+    place::{OrderRequest, SessionOrder},
+};
 use crate::api::payments::{self, Webhook};
+use crate::api::render::Malformed;
+use crate::api::validate::Invalid;
 use crate::api::{method_not_allowed, products, sales, Db, Refusal, NOT_FOUND};
 use crate::http::request::Method;
-use crate::metrics::{self, WebhookFigures};
+use crate::metrics::{self, AccountFigures, OrderRefusals, WebhookFigures};
 use crate::pg::{Refused, Rows};
 
 /// What a request asks for, validated.
@@ -67,6 +74,22 @@ pub enum Query {
     },
     /// The event id (if the body is an event) is the command's text.
     PaymentWebhook(Webhook),
+    /// `POST /orders` of a product with a session: alone, not in the
+    /// batch; the customer id the body names (or `""`) is the command's text.
+    SessionOrder(SessionOrder),
+    /// `POST /customers`; the email (its first `email_len` bytes) and the
+    /// password are the command's text.
+    CreateAccount {
+        email_len: u16,
+    },
+    /// `POST /sessions`; the text as for `CreateAccount`.
+    OpenSession {
+        email_len: u16,
+    },
+    /// `GET /sessions/current`.
+    GetSession,
+    /// `DELETE /sessions/current`.
+    EndSession,
 }
 
 /// What a query's statement takes beside the query itself.
@@ -80,6 +103,10 @@ pub struct QueryInput<'a> {
     pub hold_ttl_secs: i32,
     /// `WEBHOOK_SECRET` (empty when unset: the route is 404 then).
     pub webhook_secret: &'a [u8],
+    /// The request's session token, if it carries one.
+    pub session: Option<&'a str>,
+    /// `SESSION_TTL_SECS`.
+    pub session_ttl_secs: i32,
 }
 
 /// What the queries' answers count for the metrics.
@@ -87,49 +114,84 @@ pub struct QueryInput<'a> {
 pub struct QueryFigures {
     pub holds: HoldFigures,
     pub webhooks: WebhookFigures,
+    pub accounts: AccountFigures,
+    /// Orders with a session refused with 409, by reason (they count as orders).
+    pub session_order_refusals: OrderRefusals,
 }
 
 impl Query {
     /// Sends the statement that answers this query.
     pub fn submit(&self, db: &mut Db<'_>, input: &QueryInput<'_>) -> Result<(), Refused> {
-        let text = input.text;
+        let (text, session) = (input.text, input.session);
+        // The routes below check that these have a session first.
+        let token = || session.ok_or(Refused::Unavailable);
         match self {
             Query::GetProduct(id) => products::submit(db, *id),
             Query::GetOrder(id) => orders::get::submit(db, id),
             Query::ListOrders(product_id) => orders::list::submit(db, *product_id),
             Query::ListCustomerOrders { product_id } => {
-                orders::list::submit_customer(db, text, *product_id)
+                orders::list::submit_customer(db, text, *product_id, session)
             }
             Query::ListSales { after } => sales::submit(db, *after),
             Query::CancelOrder {
                 order_id,
                 product_id,
-            } => orders::cancel::submit(db, order_id, *product_id),
+            } => orders::cancel::submit(db, order_id, *product_id, session),
             Query::AdminCreate(product) => admin::submit_create(db, product, text),
             Query::AdminUpdate(change) => admin::submit_change(db, change, text),
             Query::AdminRestock { id, quantity } => admin::submit_restock(db, *id, *quantity),
-            Query::PlaceHold(hold) => holds::place::submit(db, hold, text, input.hold_ttl_secs),
+            Query::PlaceHold(hold) => {
+                holds::place::submit(db, hold, text, input.hold_ttl_secs, session)
+            }
             Query::GetHold(id) => holds::read::submit_get(db, id),
-            Query::ReleaseHold(id) => holds::read::submit_release(db, id),
-            Query::ConsumeHold { hold_id, key } => holds::consume::submit(db, hold_id, key, text),
+            Query::ReleaseHold(id) => holds::read::submit_release(db, id, session),
+            Query::ConsumeHold { hold_id, key } => {
+                holds::consume::submit(db, hold_id, key, text, session)
+            }
             Query::PaymentWebhook(webhook) => {
                 payments::submit(db, webhook, text, input.webhook_secret, input.body)
             }
+            Query::SessionOrder(order) => orders::place::submit_as(db, order, text, token()?),
+            Query::CreateAccount { email_len } => accounts::submit_create(db, *email_len, text),
+            Query::OpenSession { email_len } => {
+                accounts::submit_open(db, *email_len, text, input.session_ttl_secs)
+            }
+            Query::GetSession => accounts::submit_get(db, token()?),
+            Query::EndSession => accounts::submit_end(db, token()?),
         }
     }
 
     /// Whether this is a customer's write that the per-customer rate limit
     /// counts (a hold, an order of one); its customer is the command's text.
     pub fn is_customer_write(&self) -> bool {
-        matches!(self, Query::PlaceHold(_) | Query::ConsumeHold { .. })
+        matches!(
+            self,
+            Query::PlaceHold(_) | Query::ConsumeHold { .. } | Query::SessionOrder(_)
+        )
     }
 
-    /// Renders the statement's rows into `body`: the status to send, or
-    /// the refusal to send instead.
+    /// Whether a customer acts through this query: with `REQUIRE_SESSION`,
+    /// only with a session.
+    pub fn acts_for_customer(&self) -> bool {
+        matches!(
+            self,
+            Query::PlaceHold(_)
+                | Query::ConsumeHold { .. }
+                | Query::SessionOrder(_)
+                | Query::CancelOrder { .. }
+                | Query::ReleaseHold(_)
+                | Query::ListCustomerOrders { .. }
+        )
+    }
+
+    /// Renders the statement's rows into `body` (and a `Set-Cookie`
+    /// value into `cookie`, for a session's start and end): the status to
+    /// send, or the refusal to send instead.
     pub fn answer(
         &self,
         rows: Rows<'_>,
         body: &mut Vec<u8>,
+        cookie: &mut Vec<u8>,
         figures: &mut QueryFigures,
     ) -> Result<u16, Refusal> {
         match self {
@@ -149,6 +211,26 @@ impl Query {
             Query::PaymentWebhook(webhook) => {
                 payments::answer(webhook, rows, body, &mut figures.webhooks)
             }
+            Query::SessionOrder(_) => {
+                let row = rows.first().ok_or(Malformed).map_err(malformed)?;
+                let rendered = orders::place::answer(&mut row.columns(), body);
+                if let Err(Refusal {
+                    reason: Some(reason),
+                    ..
+                }) = rendered
+                {
+                    figures.session_order_refusals.count(reason);
+                }
+                rendered
+            }
+            Query::CreateAccount { .. } => {
+                accounts::answer_create(rows, body, &mut figures.accounts)
+            }
+            Query::OpenSession { .. } => {
+                accounts::answer_open(rows, body, cookie, &mut figures.accounts)
+            }
+            Query::GetSession => accounts::answer_get(rows, body),
+            Query::EndSession => accounts::answer_end(rows, body, cookie, &mut figures.accounts),
         }
     }
 }
@@ -166,6 +248,7 @@ pub fn route<'a>(
         query,
         body,
         signature: None,
+        session: false,
     };
     command(method, segments, request, scratch)
 }
@@ -178,6 +261,9 @@ struct Parts<'r> {
     body: &'r [u8],
     /// The `X-Signature` field (the payment webhook's).
     signature: Option<&'r [u8]>,
+    /// Whether the request carries a session (then a customer id may be
+    /// left out of an order or a hold).
+    session: bool,
 }
 
 /// [`route`], and the route the request counts under in the metrics
@@ -189,6 +275,7 @@ pub fn route_labelled<'a>(
     target: &[u8],
     body: &[u8],
     signature: Option<&[u8]>,
+    session: bool,
     scratch: &'a mut String,
     admit: impl FnOnce(metrics::Route) -> Result<(), Refusal>,
 ) -> (metrics::Route, Result<Command<'a>, Refusal>) {
@@ -198,6 +285,7 @@ pub fn route_labelled<'a>(
         query,
         body,
         signature,
+        session,
     };
     let routed = admit(label).and_then(|()| command(method, segments, request, scratch));
     (label, routed)
@@ -219,7 +307,7 @@ fn command<'a>(
     let with_text = |(query, text)| Command::Query(query, text);
     match segments {
         [Some(b"orders"), None, ..] => match method {
-            Method::Post => orders::place::parse(body, scratch),
+            Method::Post => orders::place::parse(body, scratch, request.session),
             Method::Get => orders::list::parse(query_text, scratch).map(with_text),
             _ => Err(method_not_allowed("GET, POST")),
         },
@@ -254,7 +342,7 @@ fn command<'a>(
             _ => Err(method_not_allowed("POST")),
         },
         [Some(b"holds"), None, ..] => match method {
-            Method::Post => holds::place::parse(body, scratch).map(with_text),
+            Method::Post => holds::place::parse(body, scratch, request.session).map(with_text),
             _ => Err(method_not_allowed("POST")),
         },
         [Some(b"holds"), Some(id), None, _] => match method {
@@ -268,6 +356,24 @@ fn command<'a>(
         [Some(b"payments"), Some(b"webhook"), None, _] => match method {
             Method::Post => payments::parse(request.signature, body, scratch).map(with_text),
             _ => Err(method_not_allowed("POST")),
+        },
+        [Some(b"customers"), None, ..] => match method {
+            Method::Post => accounts::credentials(body, scratch)
+                .map(|(email_len, text)| Command::Query(Query::CreateAccount { email_len }, text))
+                .map_err(Invalid::refusal),
+            _ => Err(method_not_allowed("POST")),
+        },
+        [Some(b"sessions"), None, ..] => match method {
+            Method::Post => accounts::credentials(body, scratch)
+                .map(|(email_len, text)| Command::Query(Query::OpenSession { email_len }, text))
+                .map_err(Invalid::refusal),
+            _ => Err(method_not_allowed("POST")),
+        },
+        [Some(b"sessions"), Some(b"current"), None, _] => match method {
+            Method::Get | Method::Delete if !request.session => Err(INVALID_SESSION),
+            Method::Get => Ok(query(Query::GetSession)),
+            Method::Delete => Ok(query(Query::EndSession)),
+            _ => Err(method_not_allowed("GET, DELETE")),
         },
         [Some(b"health"), None, ..] => match method {
             Method::Get => Ok(Command::Health),
@@ -300,6 +406,9 @@ fn label(method: Method, segments: &[Option<&[u8]>; 4]) -> metrics::Route {
         [Some(b"holds"), Some(_), None, _] => Route::GetHold,
         [Some(b"holds"), Some(_), Some(b"release"), None] => Route::ReleaseHold,
         [Some(b"payments"), Some(b"webhook"), None, _] => Route::PaymentWebhook,
+        [Some(b"customers"), None, ..] => Route::CreateCustomer,
+        [Some(b"sessions"), None, ..] => Route::OpenSession,
+        [Some(b"sessions"), Some(b"current"), None, _] => Route::Session,
         [Some(b"health"), None, ..] => Route::Health,
         [Some(b"metrics"), None, ..] => Route::Metrics,
         _ => Route::Other,

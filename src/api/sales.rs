@@ -29,6 +29,7 @@ pub const LIST_SALES: Statement = Statement {
     column_names: &SALES_NAMES,
     column_types: &SALES_TYPES,
     writes: false,
+    slow: false,
 };
 const SALES_NAMES: [&str; 1 + ProductRow::COLUMN_NAMES.len()] =
     crate::pg::columns::concat(&["server_time"], ProductRow::COLUMN_NAMES);

@@ -7,7 +7,7 @@
 
 use crate::api::holds::{consume, read, sweep};
 use crate::api::orders::{batch, cancel, get, list, place};
-use crate::api::{admin, holds, payments, products, sales};
+use crate::api::{accounts, admin, holds, payments, products, sales};
 use crate::pg::{Statement, StatementId};
 
 pub const STATEMENTS: &[Statement] = &[
@@ -28,6 +28,16 @@ pub const STATEMENTS: &[Statement] = &[
     consume::CONSUME_HOLD,
     sweep::EXPIRE_HOLDS,
     payments::PAYMENT_WEBHOOK,
+    place::PLACE_ORDER_AS,
+    holds::place::PLACE_HOLD_AS,
+    consume::CONSUME_HOLD_AS,
+    cancel::CANCEL_ORDER_AS,
+    read::RELEASE_HOLD_AS,
+    list::LIST_CUSTOMER_ORDERS_AS,
+    accounts::CREATE_ACCOUNT,
+    accounts::OPEN_SESSION,
+    accounts::GET_SESSION,
+    accounts::END_SESSION,
 ];
 
 /// The id of `statement`: its position in [`STATEMENTS`], found by name.

@@ -48,6 +48,9 @@ pub struct Head {
     /// byte range of the input; repeated, an empty range, which no
     /// signature matches.
     pub signature: Option<Range<usize>>,
+    /// The `Cookie` field's value (where a browser's session is), as a
+    /// byte range of the input.
+    pub cookie: Option<Range<usize>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -284,6 +287,7 @@ fn parse_head(input: &[u8]) -> Result<Option<(Head, usize, Framing)>, HttpError>
             _ if fields.signature_repeated => Some(0..0),
             signature => signature.map(|value| subslice_range(input, value)),
         },
+        cookie: fields.cookie.map(|value| subslice_range(input, value)),
         keep_alive: if is_http_11 {
             !fields.connection_close
         } else {
@@ -346,6 +350,7 @@ struct HeaderFields<'b> {
     authorization: Option<&'b [u8]>,
     signature: Option<&'b [u8]>,
     signature_repeated: bool,
+    cookie: Option<&'b [u8]>,
 }
 
 impl<'b> HeaderFields<'b> {
@@ -376,6 +381,12 @@ impl<'b> HeaderFields<'b> {
                 // The webhook answers a repeated one itself (401): which
                 // of two signatures counts is for no parser to decide.
                 fields.signature_repeated |= fields.signature.replace(value).is_some();
+            } else if name.eq_ignore_ascii_case("cookie") {
+                // HTTP/1.1 clients send one (RFC 6265 §5.4); two could
+                // carry two sessions.
+                if fields.cookie.replace(value).is_some() {
+                    return Err(HttpError::BadRequest("repeated Cookie field"));
+                }
             }
         }
         Ok(fields)
@@ -580,6 +591,7 @@ mod tests {
             expects_continue: false,
             authorization: None,
             signature: None,
+            cookie: None,
         }
     }
 

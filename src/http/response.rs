@@ -18,6 +18,8 @@ const CONNECTION_CLOSE: &[u8] = b"Connection: close\r\n";
 const CONNECTION_KEEP_ALIVE: &[u8] = b"Connection: keep-alive\r\n";
 const ALLOW: &[u8] = b"Allow: ";
 const RETRY_AFTER: &[u8] = b"Retry-After: ";
+const SET_COOKIE: &[u8] = b"Set-Cookie: ";
+const NO_STORE: &[u8] = b"Cache-Control: no-store\r\n";
 const CRLF: &[u8] = b"\r\n";
 const ERROR_BODY_PREFIX: &[u8] = b"{\"error\":";
 const ERROR_BODY_SUFFIX: &[u8] = b"}";
@@ -30,6 +32,9 @@ pub enum Header<'a> {
     Allow(&'a str),
     /// Seconds before a refused client should try again (429, 503).
     RetryAfter(u32),
+    /// A cookie to keep (a session's), as its `Set-Cookie` value; it
+    /// comes with `Cache-Control: no-store`: no cache keeps a session.
+    SetCookie(&'a [u8]),
 }
 
 /// What an error body says: `{"error":"<message>"}`, with `"reason"` (a
@@ -130,6 +135,12 @@ fn write_typed_head(
             out.extend_from_slice(RETRY_AFTER);
             out.extend_from_slice(number.format(seconds).as_bytes());
             out.extend_from_slice(CRLF);
+        }
+        Some(Header::SetCookie(cookie)) => {
+            out.extend_from_slice(SET_COOKIE);
+            out.extend_from_slice(cookie);
+            out.extend_from_slice(CRLF);
+            out.extend_from_slice(NO_STORE);
         }
         None => {}
     }

@@ -126,6 +126,8 @@ pub(crate) struct Pending {
     pub statement: StatementId,
     /// Its statement writes or locks rows (`Statement::writes`).
     pub writes: bool,
+    /// Its statement is slow by design (`Statement::slow`).
+    pub slow: bool,
 }
 
 /// The session settings every connection starts with.
@@ -178,6 +180,8 @@ pub(crate) struct Connection {
     pending: VecDeque<Pending>,
     /// Requests in `pending` whose statement writes or locks rows.
     writes_in_flight: usize,
+    /// Requests in `pending` whose statement is slow by design.
+    slow_in_flight: usize,
     /// Since when the server has been working on the front of `pending`:
     /// when it was sent to an idle connection, or when the answer before
     /// it arrived. Pipelined requests wait their turn, so their own send
@@ -238,6 +242,7 @@ impl Connection {
             write_buf,
             pending: VecDeque::with_capacity(pipeline_depth_max),
             writes_in_flight: 0,
+            slow_in_flight: 0,
             front_since: now,
             front_cancelled: false,
             backend_key: None,
@@ -256,6 +261,11 @@ impl Connection {
     /// Whether a request that writes or locks rows is in flight.
     pub fn carries_writes(&self) -> bool {
         self.writes_in_flight > 0
+    }
+
+    /// Whether a request whose statement is slow by design is in flight.
+    pub fn carries_slow(&self) -> bool {
+        self.slow_in_flight > 0
     }
 
     /// Since when the server has been working on the oldest unanswered
@@ -291,7 +301,7 @@ impl Connection {
     ) {
         debug_assert!(self.is_ready());
         encode_request(&mut self.write_buf, statement, params);
-        self.push_pending(tag, id, statement.writes, now);
+        self.push_pending(tag, id, (statement.writes, statement.slow), now);
     }
 
     /// Appends a request that was encoded earlier (it waited in the pool's
@@ -300,31 +310,41 @@ impl Connection {
         &mut self,
         tag: u64,
         statement: StatementId,
-        writes: bool,
+        (writes, slow): (bool, bool),
         bytes: &[u8],
         now: Instant,
     ) {
         debug_assert!(self.is_ready());
         self.write_buf.extend_from_slice(bytes);
-        self.push_pending(tag, statement, writes, now);
+        self.push_pending(tag, statement, (writes, slow), now);
     }
 
-    fn push_pending(&mut self, tag: u64, statement: StatementId, writes: bool, now: Instant) {
+    /// `kind`: the statement's `(writes, slow)`.
+    fn push_pending(
+        &mut self,
+        tag: u64,
+        statement: StatementId,
+        (writes, slow): (bool, bool),
+        now: Instant,
+    ) {
         if self.pending.is_empty() {
             self.front_since = now;
             self.front_cancelled = false;
         }
         self.writes_in_flight += usize::from(writes);
+        self.slow_in_flight += usize::from(slow);
         self.pending.push_back(Pending {
             tag,
             statement,
             writes,
+            slow,
         });
     }
 
     /// Takes every unanswered request off the connection (it is being closed).
     pub fn drain_pending(&mut self) -> impl Iterator<Item = Pending> + '_ {
         self.writes_in_flight = 0;
+        self.slow_in_flight = 0;
         self.pending.drain(..)
     }
 
@@ -535,6 +555,7 @@ impl Connection {
             .pop_front()
             .ok_or_else(|| ProtocolError::new("ReadyForQuery with no request"))?;
         self.writes_in_flight -= usize::from(pending.writes);
+        self.slow_in_flight -= usize::from(pending.slow);
         self.front_since = now;
         self.front_cancelled = false;
         let answer = &self.read_buf[self.read_head..start];

@@ -10,7 +10,10 @@
 //! Statements that write or lock rows (`Statement::writes`) never take the
 //! last connection that has none in flight, and reads go to such a
 //! connection first: a read does not queue behind an order waiting for a
-//! row lock.
+//! row lock. Likewise every statement avoids a connection that carries one
+//! that is slow by design (`Statement::slow`, a password hash), while
+//! another is ready: nothing pipelines behind tens of milliseconds of
+//! hashing unless every connection has some.
 //!
 //! Deadlines, from first to last: every session starts with
 //! `statement_timeout` and `lock_timeout`, so the server itself stops a
@@ -93,6 +96,7 @@ struct Waiting {
     tag: u64,
     statement: StatementId,
     writes: bool,
+    slow: bool,
     len: usize,
 }
 
@@ -238,6 +242,7 @@ impl Pool {
             tag,
             statement,
             writes: spec.writes,
+            slow: spec.slow,
             len,
         });
         Ok(())
@@ -407,22 +412,22 @@ impl Pool {
         let ready = || {
             self.slots.iter().enumerate().filter_map(|(i, s)| {
                 let c = s.connection.as_ref().filter(|c| c.is_ready())?;
-                Some((i, c.carries_writes(), c.in_flight()))
+                Some((i, c.carries_writes(), c.carries_slow(), c.in_flight()))
             })
         };
         if !writes {
             return ready()
-                .min_by_key(|&(_, carries_writes, load)| (carries_writes, load))
+                .min_by_key(|&(_, writes, slow, load)| (slow, writes, load))
                 .map(|(i, ..)| i);
         }
-        let write_free = ready().filter(|&(_, carries_writes, _)| !carries_writes);
+        let write_free = ready().filter(|&(_, carries_writes, ..)| !carries_writes);
         let keep_for_reads = match (write_free.clone().count(), ready().count()) {
             (1, ready) if ready >= 2 => write_free.map(|(i, ..)| i).next(),
             _ => None,
         };
         ready()
             .filter(|&(i, ..)| Some(i) != keep_for_reads)
-            .min_by_key(|&(.., load)| load)
+            .min_by_key(|&(_, _, slow, load)| (slow, load))
             .map(|(i, ..)| i)
     }
 
@@ -442,7 +447,7 @@ impl Pool {
             connection.push_encoded(
                 front.tag,
                 front.statement,
-                front.writes,
+                (front.writes, front.slow),
                 &self.waiting_bytes[..front.len],
                 now,
             );

@@ -53,6 +53,10 @@ pub struct Statement {
     /// transaction. The pool keeps one connection free of such statements
     /// so that reads never queue behind a lock wait.
     pub writes: bool,
+    /// The statement takes the server long by design (a password hash,
+    /// tens of milliseconds of CPU). The pool keeps other statements off a
+    /// connection that carries one, so that nothing pipelines behind it.
+    pub slow: bool,
 }
 
 /// Index of a statement in the table the pool was created with.
@@ -90,6 +94,14 @@ impl Param<'_> {
     /// An `int4` that may be absent: `None` is NULL.
     pub fn int4_or_null(value: Option<i32>) -> Param<'static> {
         value.map_or(Param::Null, Param::Int4)
+    }
+
+    /// A `text` that may be absent: empty is NULL.
+    pub fn text_or_null(value: &str) -> Param<'_> {
+        match value {
+            "" => Param::Null,
+            text => Param::Text(text),
+        }
     }
 
     /// A `timestamptz` that may be absent: `None` is NULL.

@@ -22,7 +22,7 @@ use crate::config::{
 use crate::http::request::{parse_request, Body, Method, Parsed, Progress};
 use crate::http::response::{
     error_body_with_reason_len, write_error, write_error_with_reason, write_head,
-    write_json_response, write_metrics_head, CONTINUE_100,
+    write_json_response, write_metrics_head, Header, CONTINUE_100,
 };
 use crate::metrics::Route;
 use crate::nonblocking::{self, Received};
@@ -118,6 +118,8 @@ pub struct Incoming<'a> {
     pub authorization: Option<&'a [u8]>,
     /// The `X-Signature` field's value, if any.
     pub signature: Option<&'a [u8]>,
+    /// The `Cookie` field's value, if any.
+    pub cookie: Option<&'a [u8]>,
     pub body: &'a [u8],
     pub framing: Framing,
     /// Input bytes the request occupies (head, body, chunked framing).
@@ -341,6 +343,7 @@ impl Client {
                     target: &self.input[request.head.path.clone()],
                     authorization: request.head.authorization.map(|r| &self.input[r]),
                     signature: request.head.signature.map(|r| &self.input[r]),
+                    cookie: request.head.cookie.map(|r| &self.input[r]),
                     body,
                     framing: Framing {
                         keep_alive: request.head.keep_alive,
@@ -452,7 +455,9 @@ impl Client {
     /// The output buffer's length once `answer` is queued, at most.
     fn room_needed_for(&self, answer: &Answer<'_>) -> usize {
         let body_len = match answer {
-            Answer::Json { body, .. } | Answer::Metrics(body) => body.len(),
+            Answer::Json { body, .. }
+            | Answer::JsonWithCookie { body, .. }
+            | Answer::Metrics(body) => body.len(),
             Answer::Refused(refusal) => error_body_with_reason_len(refusal.body()),
         };
         self.output.len() + HTTP_RESPONSE_HEAD_BYTES_MAX + body_len
@@ -556,6 +561,19 @@ fn write_answer(out: &mut Vec<u8>, answer: Answer<'_>, framing: Framing) -> u16 
                 write_head(out, status, body.len(), keep_alive, None);
             } else {
                 write_json_response(out, status, body, keep_alive, None);
+            }
+            status
+        }
+        Answer::JsonWithCookie {
+            status,
+            body,
+            cookie,
+        } => {
+            let header = Some(Header::SetCookie(cookie));
+            if head_only {
+                write_head(out, status, body.len(), keep_alive, header);
+            } else {
+                write_json_response(out, status, body, keep_alive, header);
             }
             status
         }

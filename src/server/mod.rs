@@ -422,6 +422,7 @@ impl Server {
                 target: incoming.target,
                 authorization: incoming.authorization,
                 signature: incoming.signature,
+                cookie: incoming.cookie,
                 body: incoming.body,
             };
             let (route, handled) = self.app.on_request(&request, &mut self.pool, now);

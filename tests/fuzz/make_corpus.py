@@ -95,6 +95,9 @@ def route_and_validate():
                                   b'"idempotency_key":"550e8400-e29b-41d4-a716-446655440000","customer_id":"c"}')
     yield "hold_get", routed(0, "/holds/54b40303-b83a-4c37-86ed-716e630e4337", b"")
     yield "hold_release", routed(1, "/holds/54b40303-b83a-4c37-86ed-716e630e4337/release", b"{}")
+    yield "sign_up", routed(1, "/customers", b'{"email":"ana@example.com","password":"correct horse"}')
+    yield "log_in", routed(1, "/sessions", b'{"email":"Ana@Example.com","password":"p\\u00e4ssw\\u00f6rd!"}')
+    yield "session_current", routed(4, "/sessions/current", b"")
 
 
 def message(tag: bytes, body: bytes) -> bytes:

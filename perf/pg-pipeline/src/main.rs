@@ -31,6 +31,7 @@ static STATEMENTS: &[Statement] = &[
         column_names: &[],
         column_types: &[oid::INT4, oid::UUID, oid::TEXT],
         writes: false,
+        slow: false,
     },
     Statement {
         name: "bench_write",
@@ -39,6 +40,7 @@ static STATEMENTS: &[Statement] = &[
         column_names: &[],
         column_types: &[],
         writes: false,
+        slow: false,
     },
 ];
 

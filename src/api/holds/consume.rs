@@ -19,23 +19,42 @@ pub const CONSUME_HOLD: Statement = Statement {
     column_names: &PLACED_NAMES,
     column_types: &PLACED_TYPES,
     writes: true,
+    slow: false,
 };
 const CONSUME_HOLD_ID: StatementId = id_of(&CONSUME_HOLD);
+
+/// As a session's customer: `$3` NULL for the session's, `$4` the token.
+pub const CONSUME_HOLD_AS: Statement = Statement {
+    name: "consume_hold_as",
+    sql: "SELECT * FROM consume_hold($1, $2, act_as($4, $3))",
+    param_types: &[oid::UUID, oid::UUID, oid::TEXT, oid::TEXT],
+    column_names: &PLACED_NAMES,
+    column_types: &PLACED_TYPES,
+    writes: true,
+    slow: false,
+};
+const CONSUME_HOLD_AS_ID: StatementId = id_of(&CONSUME_HOLD_AS);
 
 pub fn submit(
     db: &mut Db<'_>,
     hold_id: &[u8; 16],
     key: &[u8; 16],
     customer_id: &str,
+    session: Option<&str>,
 ) -> Result<(), Refused> {
-    db.submit(
-        CONSUME_HOLD_ID,
-        &[
-            Param::Uuid(hold_id),
-            Param::Uuid(key),
-            Param::Text(customer_id),
-        ],
-    )
+    let (hold, key) = (Param::Uuid(hold_id), Param::Uuid(key));
+    match session {
+        None => db.submit(CONSUME_HOLD_ID, &[hold, key, Param::Text(customer_id)]),
+        Some(token) => db.submit(
+            CONSUME_HOLD_AS_ID,
+            &[
+                hold,
+                key,
+                Param::text_or_null(customer_id),
+                Param::Text(token),
+            ],
+        ),
+    }
 }
 
 pub fn answer(

@@ -5,7 +5,7 @@
 
 use crate::api::holds::{outcome_and_hold, render_hold, HoldFigures, DONE, HOLD_ANSWER_NAMES};
 use crate::api::holds::{HOLD_ANSWER_TYPES, REPLAYED};
-use crate::api::orders::place::{order_refusal, order_request};
+use crate::api::orders::place::{order_refusal, order_request, session_order_request};
 use crate::api::render::Malformed;
 use crate::api::routes::Query;
 use crate::api::statements::id_of;
@@ -28,13 +28,41 @@ pub const PLACE_HOLD: Statement = Statement {
     column_names: &HOLD_ANSWER_NAMES,
     column_types: &HOLD_ANSWER_TYPES,
     writes: true,
+    slow: false,
 };
 const PLACE_HOLD_ID: StatementId = id_of(&PLACE_HOLD);
 
+/// A hold as a session's customer: `$3` NULL for the session's, `$6` the token.
+pub const PLACE_HOLD_AS: Statement = Statement {
+    name: "place_hold_as",
+    sql: "SELECT * FROM place_hold($1, $2, act_as($6, $3), $4, $5)",
+    param_types: &[
+        oid::INT4,
+        oid::UUID,
+        oid::TEXT,
+        oid::INT4,
+        oid::INT4,
+        oid::TEXT,
+    ],
+    column_names: &HOLD_ANSWER_NAMES,
+    column_types: &HOLD_ANSWER_TYPES,
+    writes: true,
+    slow: false,
+};
+const PLACE_HOLD_AS_ID: StatementId = id_of(&PLACE_HOLD_AS);
+
 /// The body: validation first (422), then a product id no product can have
 /// (404, without the database).
-pub fn parse<'s>(body: &[u8], scratch: &'s mut String) -> Result<(Query, &'s str), Refusal> {
-    let order = order_request(body, scratch).map_err(Invalid::refusal)?;
+pub fn parse<'s>(
+    body: &[u8],
+    scratch: &'s mut String,
+    session: bool,
+) -> Result<(Query, &'s str), Refusal> {
+    let order = match session {
+        false => order_request(body, scratch),
+        true => session_order_request(body, scratch),
+    };
+    let order = order.map_err(Invalid::refusal)?;
     let ProductRef::Id(product_id) = order.product_id else {
         return Err(PRODUCT_NOT_FOUND);
     };
@@ -52,17 +80,30 @@ pub fn submit(
     hold: &HoldRequest,
     customer_id: &str,
     ttl_secs: i32,
+    session: Option<&str>,
 ) -> Result<(), Refused> {
-    db.submit(
-        PLACE_HOLD_ID,
-        &[
-            Param::Int4(hold.product_id),
-            Param::Uuid(&hold.idempotency_key),
-            Param::Text(customer_id),
-            Param::Int4(hold.quantity),
-            Param::Int4(ttl_secs),
-        ],
-    )
+    let (product, key) = (
+        Param::Int4(hold.product_id),
+        Param::Uuid(&hold.idempotency_key),
+    );
+    let (quantity, ttl) = (Param::Int4(hold.quantity), Param::Int4(ttl_secs));
+    match session {
+        None => db.submit(
+            PLACE_HOLD_ID,
+            &[product, key, Param::Text(customer_id), quantity, ttl],
+        ),
+        Some(token) => db.submit(
+            PLACE_HOLD_AS_ID,
+            &[
+                product,
+                key,
+                Param::text_or_null(customer_id),
+                quantity,
+                ttl,
+                Param::Text(token),
+            ],
+        ),
+    }
 }
 
 pub fn answer(

@@ -21,6 +21,7 @@ pub const GET_HOLD: Statement = Statement {
     column_names: &HOLD_ANSWER_NAMES,
     column_types: &HOLD_ANSWER_TYPES,
     writes: true,
+    slow: false,
 };
 const GET_HOLD_ID: StatementId = id_of(&GET_HOLD);
 
@@ -31,8 +32,21 @@ pub const RELEASE_HOLD: Statement = Statement {
     column_names: &HOLD_ANSWER_NAMES,
     column_types: &HOLD_ANSWER_TYPES,
     writes: true,
+    slow: false,
 };
 const RELEASE_HOLD_ID: StatementId = id_of(&RELEASE_HOLD);
+
+/// As a session's customer: only the hold's own (`release_hold_as`: FS401, FS403).
+pub const RELEASE_HOLD_AS: Statement = Statement {
+    name: "release_hold_as",
+    sql: "SELECT * FROM release_hold_as($2, $1)",
+    param_types: &[oid::UUID, oid::TEXT],
+    column_names: &HOLD_ANSWER_NAMES,
+    column_types: &HOLD_ANSWER_TYPES,
+    writes: true,
+    slow: false,
+};
+const RELEASE_HOLD_AS_ID: StatementId = id_of(&RELEASE_HOLD_AS);
 
 /// As `GET /orders/{id}`: a malformed id is a 422 here, a 404 on release.
 const NOT_A_UUID: Refusal = refuse(422, "hold_id must be a UUID");
@@ -55,8 +69,18 @@ pub fn submit_get(db: &mut Db<'_>, hold_id: &[u8; 16]) -> Result<(), Refused> {
     db.submit(GET_HOLD_ID, &[Param::Uuid(hold_id)])
 }
 
-pub fn submit_release(db: &mut Db<'_>, hold_id: &[u8; 16]) -> Result<(), Refused> {
-    db.submit(RELEASE_HOLD_ID, &[Param::Uuid(hold_id)])
+pub fn submit_release(
+    db: &mut Db<'_>,
+    hold_id: &[u8; 16],
+    session: Option<&str>,
+) -> Result<(), Refused> {
+    match session {
+        None => db.submit(RELEASE_HOLD_ID, &[Param::Uuid(hold_id)]),
+        Some(token) => db.submit(
+            RELEASE_HOLD_AS_ID,
+            &[Param::Uuid(hold_id), Param::Text(token)],
+        ),
+    }
 }
 
 pub fn answer_get(rows: Rows<'_>, body: &mut Vec<u8>) -> Result<u16, Refusal> {

@@ -36,6 +36,7 @@ pub const EXPIRE_HOLDS: Statement = Statement {
     column_names: SweepRow::COLUMN_NAMES,
     column_types: SweepRow::COLUMN_TYPES,
     writes: true,
+    slow: false,
 };
 const EXPIRE_HOLDS_ID: StatementId = id_of(&EXPIRE_HOLDS);
 

@@ -60,6 +60,7 @@ pub const PLACE_ORDERS: Statement = Statement {
     column_names: &BATCH_NAMES,
     column_types: &BATCH_TYPES,
     writes: true,
+    slow: false,
 };
 const PLACE_ORDERS_ID: StatementId = id_of(&PLACE_ORDERS);
 const PLACE_ORDER_ID: StatementId = id_of(&PLACE_ORDER);

@@ -29,8 +29,21 @@ pub const CANCEL_ORDER: Statement = Statement {
     column_names: CancelRow::COLUMN_NAMES,
     column_types: CancelRow::COLUMN_TYPES,
     writes: true,
+    slow: false,
 };
 const CANCEL_ORDER_ID: StatementId = id_of(&CANCEL_ORDER);
+
+/// As a session's customer: only the order's own (`cancel_order_as`: FS401, FS403).
+pub const CANCEL_ORDER_AS: Statement = Statement {
+    name: "cancel_order_as",
+    sql: "SELECT * FROM cancel_order_as($3, $1, $2)",
+    param_types: &[oid::UUID, oid::INT4, oid::TEXT],
+    column_names: CancelRow::COLUMN_NAMES,
+    column_types: CancelRow::COLUMN_TYPES,
+    writes: true,
+    slow: false,
+};
+const CANCEL_ORDER_AS_ID: StatementId = id_of(&CANCEL_ORDER_AS);
 
 /// `cancel_order` outcomes (`sql/init.sql`).
 const CANCELLED: i32 = 0;
@@ -79,9 +92,16 @@ pub fn submit(
     db: &mut Db<'_>,
     order_id: &[u8; 16],
     product_id: Option<i32>,
+    session: Option<&str>,
 ) -> Result<(), Refused> {
     let product = Param::int4_or_null(product_id);
-    db.submit(CANCEL_ORDER_ID, &[Param::Uuid(order_id), product])
+    match session {
+        None => db.submit(CANCEL_ORDER_ID, &[Param::Uuid(order_id), product]),
+        Some(token) => db.submit(
+            CANCEL_ORDER_AS_ID,
+            &[Param::Uuid(order_id), product, Param::Text(token)],
+        ),
+    }
 }
 
 pub fn answer(order_id: &[u8; 16], rows: Rows<'_>, body: &mut Vec<u8>) -> Result<u16, Refusal> {

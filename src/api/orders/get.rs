@@ -16,6 +16,7 @@ pub const GET_ORDER: Statement = Statement {
     column_names: OrderRow::COLUMN_NAMES,
     column_types: OrderRow::COLUMN_TYPES,
     writes: false,
+    slow: false,
 };
 const GET_ORDER_ID: StatementId = id_of(&GET_ORDER);
 

@@ -50,29 +50,52 @@ pub const LIST_ORDERS: Statement = Statement {
     column_names: ListedOrderRow::COLUMN_NAMES,
     column_types: ListedOrderRow::COLUMN_TYPES,
     writes: false,
+    slow: false,
 };
 const LIST_ORDERS_ID: StatementId = id_of(&LIST_ORDERS);
 
-/// A customer's orders; `$2` NULL for all products. The first column is
-/// the customer id as asked, so an empty list still has one row.
+/// The SQL of a customer's orders, the customer being `$customer` (an
+/// SQL expression): `$1` the customer id as asked (the first column, so an
+/// empty list still has one row), `$2` the product or NULL for all.
+macro_rules! customer_orders_sql {
+    ($customer:literal) => {
+        crate::const_text!(
+            Part::Str(concat!(
+                "SELECT $1::text AS asked, o.id, o.product_id, o.customer_id, o.quantity, \
+                   o.total_price, o.status, o.created_at, o.payment_status \
+                 FROM (SELECT) one LEFT JOIN LATERAL \
+                   (SELECT * FROM orders WHERE customer_id = ",
+                $customer,
+                " AND ($2::integer IS NULL OR product_id = $2) ORDER BY seq DESC LIMIT "
+            )),
+            Part::Int(ORDERS_LISTED_MAX),
+            Part::Str(") o ON true ORDER BY o.seq DESC"),
+        )
+    };
+}
+
+/// A customer's orders.
 pub const LIST_CUSTOMER_ORDERS: Statement = Statement {
     name: "list_customer_orders",
-    sql: crate::const_text!(
-        Part::Str(
-            "SELECT $1::text AS asked, o.id, o.product_id, o.customer_id, o.quantity, \
-               o.total_price, o.status, o.created_at, o.payment_status \
-             FROM (SELECT) one LEFT JOIN LATERAL \
-               (SELECT * FROM orders WHERE customer_id = $1 \
-                  AND ($2::integer IS NULL OR product_id = $2) ORDER BY seq DESC LIMIT "
-        ),
-        Part::Int(ORDERS_LISTED_MAX),
-        Part::Str(") o ON true ORDER BY o.seq DESC"),
-    ),
+    sql: customer_orders_sql!("$1"),
     param_types: &[oid::TEXT, oid::INT4],
     column_names: &CUSTOMER_NAMES,
     column_types: &CUSTOMER_TYPES,
     writes: false,
+    slow: false,
 };
+
+/// As a session's customer (`$3` the token): only its own list (FS401, FS403).
+pub const LIST_CUSTOMER_ORDERS_AS: Statement = Statement {
+    name: "list_customer_orders_as",
+    sql: customer_orders_sql!("act_as($3, $1)"),
+    param_types: &[oid::TEXT, oid::INT4, oid::TEXT],
+    column_names: &CUSTOMER_NAMES,
+    column_types: &CUSTOMER_TYPES,
+    writes: false,
+    slow: false,
+};
+const LIST_CUSTOMER_ORDERS_AS_ID: StatementId = id_of(&LIST_CUSTOMER_ORDERS_AS);
 const LIST_CUSTOMER_ORDERS_ID: StatementId = id_of(&LIST_CUSTOMER_ORDERS);
 
 const CUSTOMER_NAMES: [&str; 1 + ListedOrderRow::COLUMN_NAMES.len()] =
@@ -114,12 +137,19 @@ pub fn submit_customer(
     db: &mut Db<'_>,
     customer_id: &str,
     product_id: Option<i32>,
+    session: Option<&str>,
 ) -> Result<(), Refused> {
     let product = Param::int4_or_null(product_id);
-    db.submit(
-        LIST_CUSTOMER_ORDERS_ID,
-        &[Param::Text(customer_id), product],
-    )
+    match session {
+        None => db.submit(
+            LIST_CUSTOMER_ORDERS_ID,
+            &[Param::Text(customer_id), product],
+        ),
+        Some(token) => db.submit(
+            LIST_CUSTOMER_ORDERS_AS_ID,
+            &[Param::Text(customer_id), product, Param::Text(token)],
+        ),
+    }
 }
 
 pub fn answer_customer(rows: Rows<'_>, body: &mut Vec<u8>) -> Result<u16, Refusal> {

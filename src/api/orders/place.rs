@@ -22,9 +22,10 @@ use crate::api::validate::{
     ProductRef, MSG_CUSTOMER_DUPLICATE, MSG_CUSTOMER_REQUIRED, MSG_KEY_DUPLICATE, MSG_KEY_REQUIRED,
     MSG_PRODUCT_DUPLICATE, MSG_PRODUCT_REQUIRED, MSG_QUANTITY_DUPLICATE, MSG_QUANTITY_REQUIRED,
 };
+use crate::api::Db;
 use crate::api::{malformed, refuse_for, Refusal, PRODUCT_NOT_FOUND};
 use crate::json::{self, Value};
-use crate::pg::{columns, oid, Columns, Statement, StatementId};
+use crate::pg::{columns, oid, Columns, Param, Refused, Statement, StatementId};
 
 /// A validated `POST /orders` body.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,7 +97,13 @@ impl<'i> OrderMembers<'i> {
         )
     }
 
-    fn customer<'s>(&self, scratch: &'s mut String) -> Result<&'s str, Invalid> {
+    /// The customer id, decoded into `scratch`; with a session it may be
+    /// left out (`""`: the session's customer).
+    fn customer<'s>(&self, scratch: &'s mut String, session: bool) -> Result<&'s str, Invalid> {
+        if session && !self.customer_id.is_present() {
+            scratch.clear();
+            return Ok(scratch.as_str());
+        }
         let customer_id = self
             .customer_id
             .get(MSG_CUSTOMER_REQUIRED, MSG_CUSTOMER_DUPLICATE)?;
@@ -104,16 +111,17 @@ impl<'i> OrderMembers<'i> {
     }
 
     /// An order of a product (a `hold_id` member is not looked at).
-    fn product_order<'s>(&self, scratch: &'s mut String) -> Result<OrderRequest<'s>, Invalid> {
+    fn product_order<'s>(
+        &self,
+        scratch: &'s mut String,
+        session: bool,
+    ) -> Result<OrderRequest<'s>, Invalid> {
         let product_id = self
             .product_id
             .get(MSG_PRODUCT_REQUIRED, MSG_PRODUCT_DUPLICATE)?;
         let product_id = product_ref(product_id)?;
         let idempotency_key = self.key()?;
-        let customer_id = self
-            .customer_id
-            .get(MSG_CUSTOMER_REQUIRED, MSG_CUSTOMER_DUPLICATE)?;
-        let customer_id = customer_id_value(customer_id)?;
+        let customer_id = self.customer(scratch, session)?;
         let quantity = self
             .quantity
             .get(MSG_QUANTITY_REQUIRED, MSG_QUANTITY_DUPLICATE)?;
@@ -121,7 +129,7 @@ impl<'i> OrderMembers<'i> {
         Ok(OrderRequest {
             product_id,
             idempotency_key,
-            customer_id: customer_id.decode_into(scratch),
+            customer_id,
             quantity,
         })
     }
@@ -133,6 +141,7 @@ impl<'i> OrderMembers<'i> {
         &self,
         hold_id: Value<'_>,
         scratch: &'s mut String,
+        session: bool,
     ) -> Result<HoldPurchase<'s>, Invalid> {
         if self.product_id.is_present() || self.quantity.is_present() {
             return Err(Invalid(MSG_HOLD_WITH_PRODUCT));
@@ -142,7 +151,7 @@ impl<'i> OrderMembers<'i> {
         Ok(HoldPurchase {
             hold_id,
             idempotency_key,
-            customer_id: self.customer(scratch)?,
+            customer_id: self.customer(scratch, session)?,
         })
     }
 }
@@ -154,16 +163,33 @@ pub fn order_request<'s>(
     body: &[u8],
     scratch: &'s mut String,
 ) -> Result<OrderRequest<'s>, Invalid> {
-    OrderMembers::parse(body)?.product_order(scratch)
+    OrderMembers::parse(body)?.product_order(scratch, false)
+}
+
+/// [`order_request`] of a request with a session: `customer_id` may be
+/// left out (then it is `""`, the session's customer).
+pub fn session_order_request<'s>(
+    body: &[u8],
+    scratch: &'s mut String,
+) -> Result<OrderRequest<'s>, Invalid> {
+    OrderMembers::parse(body)?.product_order(scratch, true)
 }
 
 /// Validates a `POST /orders` body: an order of a product, or with
-/// `hold_id`, of a hold.
-pub fn order_body<'s>(body: &[u8], scratch: &'s mut String) -> Result<OrderBody<'s>, Invalid> {
+/// `hold_id`, of a hold. With a session, `customer_id` may be left out.
+pub fn order_body<'s>(
+    body: &[u8],
+    scratch: &'s mut String,
+    session: bool,
+) -> Result<OrderBody<'s>, Invalid> {
     let members = OrderMembers::parse(body)?;
     match members.hold_id.optional(MSG_HOLD_ID_DUPLICATE)? {
-        None => members.product_order(scratch).map(OrderBody::Product),
-        Some(hold_id) => members.hold_purchase(hold_id, scratch).map(OrderBody::Hold),
+        None => members
+            .product_order(scratch, session)
+            .map(OrderBody::Product),
+        Some(hold_id) => members
+            .hold_purchase(hold_id, scratch, session)
+            .map(OrderBody::Hold),
     }
 }
 
@@ -171,8 +197,12 @@ pub fn order_body<'s>(body: &[u8], scratch: &'s mut String) -> Result<OrderBody<
 /// then a product id no product can have (404, without the database). An
 /// order of a product joins the turn's batch; an order of a hold is one
 /// statement of its own.
-pub fn parse<'s>(body: &[u8], scratch: &'s mut String) -> Result<Command<'s>, Refusal> {
-    match order_body(body, scratch).map_err(Invalid::refusal)? {
+pub fn parse<'s>(
+    body: &[u8],
+    scratch: &'s mut String,
+    session: bool,
+) -> Result<Command<'s>, Refusal> {
+    match order_body(body, scratch, session).map_err(Invalid::refusal)? {
         OrderBody::Product(order) => match order.product_id {
             ProductRef::Id(_) => Ok(Command::PlaceOrder(order)),
             ProductRef::Unknown => Err(PRODUCT_NOT_FOUND),
@@ -201,8 +231,53 @@ pub const PLACE_ORDER: Statement = Statement {
     column_names: &PLACED_NAMES,
     column_types: &PLACED_TYPES,
     writes: true,
+    slow: false,
 };
 const _: StatementId = id_of(&PLACE_ORDER);
+
+/// An order as a session's customer (`act_as`: FS401, FS403): `$3` the
+/// customer the body names, or NULL for the session's; `$5` the token.
+/// Alone, not in the turn's batch: the batch is the anonymous hot path.
+pub const PLACE_ORDER_AS: Statement = Statement {
+    name: "place_order_as",
+    sql: "SELECT * FROM place_order($1, $2, act_as($5, $3), $4)",
+    param_types: &[oid::INT4, oid::UUID, oid::TEXT, oid::INT4, oid::TEXT],
+    column_names: &PLACED_NAMES,
+    column_types: &PLACED_TYPES,
+    writes: true,
+    slow: false,
+};
+const PLACE_ORDER_AS_ID: StatementId = id_of(&PLACE_ORDER_AS);
+
+/// A product order of a session's customer (`customer_id` empty: the
+/// session's).
+pub fn submit_as(
+    db: &mut Db<'_>,
+    order: &SessionOrder,
+    customer_id: &str,
+    token: &str,
+) -> Result<(), Refused> {
+    db.submit(
+        PLACE_ORDER_AS_ID,
+        &[
+            Param::Int4(order.product_id),
+            Param::Uuid(&order.idempotency_key),
+            Param::text_or_null(customer_id),
+            Param::Int4(order.quantity),
+            Param::Text(token),
+        ],
+    )
+}
+
+/// An order of a product by a session's customer, kept while its
+/// statement runs (the customer id, if the body names one, is the
+/// command's text).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionOrder {
+    pub product_id: i32,
+    pub idempotency_key: [u8; 16],
+    pub quantity: i32,
+}
 
 /// `place_order` outcomes (`sql/init.sql`).
 const CREATED: i32 = 0;

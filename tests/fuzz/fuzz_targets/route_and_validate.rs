@@ -4,7 +4,10 @@
 #![no_main]
 use flashsale::api::routes::{route, Command, Query};
 use flashsale::api::validate::ProductRef;
-use flashsale::config::{CUSTOMER_ID_CHARS_MAX, QUANTITY_MAX, QUANTITY_MIN};
+use flashsale::config::{
+    CUSTOMER_ID_CHARS_MAX, EMAIL_CHARS_MAX, PASSWORD_CHARS_MAX, PASSWORD_CHARS_MIN, QUANTITY_MAX,
+    QUANTITY_MIN,
+};
 use flashsale::http::request::Method;
 use libfuzzer_sys::fuzz_target;
 
@@ -98,6 +101,23 @@ fuzz_target!(|data: &[u8]| {
         Command::Query(Query::ReleaseHold(_), _) => assert_eq!(method, Method::Post),
         // `route` passes no X-Signature: every webhook is refused (401).
         Command::Query(Query::PaymentWebhook(_), _) => panic!("a webhook without a signature"),
+        Command::Query(
+            Query::CreateAccount { email_len } | Query::OpenSession { email_len },
+            text,
+        ) => {
+            assert_eq!(method, Method::Post);
+            let (email, password) = text.split_at(usize::from(email_len));
+            let (local, domain) = email.split_once('@').expect("an email has an @");
+            assert!(!local.is_empty() && !domain.is_empty() && !domain.contains('@'));
+            assert!((3..=EMAIL_CHARS_MAX).contains(&email.chars().count()));
+            let chars = password.chars().count();
+            assert!((PASSWORD_CHARS_MIN..=PASSWORD_CHARS_MAX).contains(&chars));
+            assert!(!password.contains('\0') && !email.chars().any(char::is_control));
+        }
+        // `route` passes no session: these need one.
+        Command::Query(Query::SessionOrder(_) | Query::GetSession | Query::EndSession, _) => {
+            panic!("a session's query without a session")
+        }
         Command::Query(Query::GetOrder(_) | Query::GetHold(_) | Query::ListSales { .. }, _)
         | Command::Health
         | Command::Metrics => assert!(reads),
