@@ -157,6 +157,8 @@ CREATE TABLE IF NOT EXISTS holds (
 CREATE INDEX IF NOT EXISTS holds_due ON holds (expires_at) WHERE status = 'HELD';
 CREATE INDEX IF NOT EXISTS holds_customer_live ON holds (customer_id, product_id)
     WHERE status = 'HELD';
+-- A customer's holds, most recent first (GET /holds?customer_id=).
+CREATE INDEX IF NOT EXISTS holds_customer ON holds (customer_id, created_at DESC);
 
 -- Every webhook a payment provider sent with a valid signature, for audit:
 -- the raw body, what it did, when it came. An event_id is accepted once
@@ -1245,6 +1247,22 @@ BEGIN
 END
 $$;
 
+-- GET /holds?customer_id=: a customer's last 50 holds, most recent first,
+-- a past-due HELD one shown EXPIRED (it is, for every judgement; its units
+-- return when a sweep or a request meets it). A read: nothing changes.
+CREATE OR REPLACE FUNCTION customer_holds(p_customer_id text)
+RETURNS TABLE (
+    id uuid, product_id integer, customer_id text, quantity integer, unit_price integer,
+    status text, expires_at timestamptz, created_at timestamptz, order_id uuid)
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $$
+    SELECT h.id, h.product_id, h.customer_id, h.quantity, h.unit_price,
+           CASE WHEN h.status = 'HELD' AND h.expires_at <= clock_timestamp()
+                THEN 'EXPIRED' ELSE h.status END,
+           h.expires_at, h.created_at, h.order_id
+    FROM holds h WHERE h.customer_id = p_customer_id
+    ORDER BY h.created_at DESC LIMIT 50
+$$;
+
 -- POST /orders/{id}/cancel with a session: only the order's own customer
 -- (FS403 for another's; an unknown order is cancel_order's 404).
 CREATE OR REPLACE FUNCTION cancel_order_as(p_token text, p_order_id uuid, p_product_id integer)
@@ -1317,6 +1335,7 @@ ALTER FUNCTION get_session(text) OWNER TO flashsale_owner;
 ALTER FUNCTION end_session(text) OWNER TO flashsale_owner;
 ALTER FUNCTION cancel_order_as(text, uuid, integer) OWNER TO flashsale_owner;
 ALTER FUNCTION release_hold_as(text, uuid) OWNER TO flashsale_owner;
+ALTER FUNCTION customer_holds(text) OWNER TO flashsale_owner;
 
 REVOKE ALL ON ALL TABLES IN SCHEMA public FROM PUBLIC;
 REVOKE ALL ON ALL SEQUENCES IN SCHEMA public FROM PUBLIC;
@@ -1355,5 +1374,6 @@ GRANT EXECUTE ON FUNCTION
     get_session(text),
     end_session(text),
     cancel_order_as(text, uuid, integer),
-    release_hold_as(text, uuid)
+    release_hold_as(text, uuid),
+    customer_holds(text)
     TO flashsale_api;

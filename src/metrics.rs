@@ -20,6 +20,8 @@ pub enum Route {
     /// Every `/admin/...` request.
     Admin,
     PlaceHold,
+    /// `GET /holds?customer_id=`.
+    ListHolds,
     GetHold,
     ReleaseHold,
     PaymentWebhook,
@@ -36,7 +38,7 @@ pub enum Route {
 }
 
 impl Route {
-    pub const ALL: [Route; 17] = [
+    pub const ALL: [Route; 18] = [
         Route::GetProduct,
         Route::PlaceOrder,
         Route::CancelOrder,
@@ -45,6 +47,7 @@ impl Route {
         Route::ListSales,
         Route::Admin,
         Route::PlaceHold,
+        Route::ListHolds,
         Route::GetHold,
         Route::ReleaseHold,
         Route::PaymentWebhook,
@@ -66,6 +69,7 @@ impl Route {
             Route::ListSales => "list_sales",
             Route::Admin => "admin",
             Route::PlaceHold => "place_hold",
+            Route::ListHolds => "list_holds",
             Route::GetHold => "get_hold",
             Route::ReleaseHold => "release_hold",
             Route::PaymentWebhook => "payment_webhook",

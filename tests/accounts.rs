@@ -648,6 +648,48 @@ fn a_sessions_concurrent_orders_on_both_servers_respect_the_customer_limit() {
 }
 
 #[test]
+fn a_customer_lists_their_holds_and_a_session_only_its_own() {
+    let s = stack();
+    let mut conn = s.conn();
+    let product = s.create_product(PRICE, 20);
+    let anon = unique_customer("holder");
+    let first = support::holds::place_hold(&mut conn, product, &anon, 1);
+    let second = support::holds::place_hold(&mut conn, product, &anon, 2);
+    support::holds::release(&mut conn, &hold_id(&first));
+    let list = conn.get(&format!("/holds?customer_id={anon}")).json(200);
+    assert_eq!(list.keys(), ["customer_id", "holds"]);
+    assert_eq!(list.get("customer_id").as_str(), anon);
+    let holds = list.get("holds").as_array();
+    let ids: Vec<String> = holds.iter().map(hold_id).collect();
+    assert_eq!(
+        ids,
+        [hold_id(&second), hold_id(&first)],
+        "most recent first"
+    );
+    let statuses: Vec<&str> = holds.iter().map(|h| h.get("status").as_str()).collect();
+    assert_eq!(statuses, ["HELD", "RELEASED"]);
+    for hold in holds {
+        support::holds::assert_hold_shape(hold);
+    }
+    let nobody = conn.get(&format!("/holds?customer_id={}", unique_customer("nobody")));
+    assert_eq!(nobody.json(200).get("holds").as_array().len(), 0);
+    conn.get("/holds").error(422, Some("customer_id"));
+    conn.get("/holds?customer_id=a&customer_id=b")
+        .error(422, Some("customer_id"));
+    // With a session: its own list, never another's.
+    let session = new_session(&mut conn, "Lee");
+    let body = own_order_body(product, &new_uuid_v4(), 1);
+    let mine = as_session(&mut conn, &session, "POST", "/holds", Some(&body)).json(201);
+    let path = format!("/holds?customer_id={}", session.customer_id);
+    let own = as_session(&mut conn, &session, "GET", &path, None).json(200);
+    let own_ids: Vec<String> = own.get("holds").as_array().iter().map(hold_id).collect();
+    assert_eq!(own_ids, [hold_id(&mine)]);
+    let theirs = format!("/holds?customer_id={anon}");
+    as_session(&mut conn, &session, "GET", &theirs, None).error_reason(403, "forbidden");
+    assert_stock_equation(&s, product);
+}
+
+#[test]
 fn accounts_are_counted_and_logged() {
     let s = stack();
     let server = private_server(&s, &[]);

@@ -121,7 +121,7 @@ fn the_order_functions_run_as_their_owner_with_a_pinned_search_path() {
              admin_restock {definer},admin_update_product {definer},\
              cancel_confirmed_order {helper},cancel_order {definer},\
              cancel_order_as {definer},consume_hold {definer},create_account {definer},\
-             customer_units {helper},end_locked_hold {helper},end_session {definer},\
+             customer_holds {definer},customer_units {helper},end_locked_hold {helper},end_session {definer},\
              expire_holds {definer},get_hold {definer},get_session {definer},\
              hold_row {helper},open_session {definer},order_refusal {helper},\
              password_input {helper},payment_webhook {definer},place_hold {definer},\
@@ -163,7 +163,7 @@ fn the_api_role_executes_only_the_functions_it_calls() {
     assert_eq!(
         executable,
         "act_as,admin_create_product,admin_restock,admin_update_product,cancel_order,\
-         cancel_order_as,consume_hold,create_account,end_session,expire_holds,get_hold,\
+         cancel_order_as,consume_hold,create_account,customer_holds,end_session,expire_holds,get_hold,\
          get_session,open_session,payment_webhook,place_hold,place_order,place_orders,\
          release_hold,release_hold_as"
     );

@@ -86,6 +86,8 @@ pub enum Query {
     OpenSession {
         email_len: u16,
     },
+    /// `GET /holds?customer_id=`; the customer id is the command's text.
+    ListCustomerHolds,
     /// `GET /sessions/current`.
     GetSession,
     /// `DELETE /sessions/current`.
@@ -156,6 +158,7 @@ impl Query {
             Query::OpenSession { email_len } => {
                 accounts::submit_open(db, *email_len, text, input.session_ttl_secs)
             }
+            Query::ListCustomerHolds => holds::list::submit(db, text, session),
             Query::GetSession => accounts::submit_get(db, token()?),
             Query::EndSession => accounts::submit_end(db, token()?),
         }
@@ -181,6 +184,7 @@ impl Query {
                 | Query::CancelOrder { .. }
                 | Query::ReleaseHold(_)
                 | Query::ListCustomerOrders { .. }
+                | Query::ListCustomerHolds
         )
     }
 
@@ -229,6 +233,7 @@ impl Query {
             Query::OpenSession { .. } => {
                 accounts::answer_open(rows, body, cookie, &mut figures.accounts)
             }
+            Query::ListCustomerHolds => holds::list::answer(rows, body),
             Query::GetSession => accounts::answer_get(rows, body),
             Query::EndSession => accounts::answer_end(rows, body, cookie, &mut figures.accounts),
         }
@@ -343,7 +348,8 @@ fn command<'a>(
         },
         [Some(b"holds"), None, ..] => match method {
             Method::Post => holds::place::parse(body, scratch, request.session).map(with_text),
-            _ => Err(method_not_allowed("POST")),
+            Method::Get => holds::list::parse(query_text, scratch).map(with_text),
+            _ => Err(method_not_allowed("GET, POST")),
         },
         [Some(b"holds"), Some(id), None, _] => match method {
             Method::Get => holds::read::parse_get(id).map(query),
@@ -402,7 +408,10 @@ fn label(method: Method, segments: &[Option<&[u8]>; 4]) -> metrics::Route {
         [Some(b"orders"), Some(_), None, _] => Route::GetOrder,
         [Some(b"orders"), Some(_), Some(b"cancel"), None] => Route::CancelOrder,
         [Some(b"products"), Some(_), None, _] => Route::GetProduct,
-        [Some(b"holds"), None, ..] => Route::PlaceHold,
+        [Some(b"holds"), None, ..] => match method {
+            Method::Get | Method::Head => Route::ListHolds,
+            _ => Route::PlaceHold,
+        },
         [Some(b"holds"), Some(_), None, _] => Route::GetHold,
         [Some(b"holds"), Some(_), Some(b"release"), None] => Route::ReleaseHold,
         [Some(b"payments"), Some(b"webhook"), None, _] => Route::PaymentWebhook,

@@ -38,6 +38,8 @@ pub const STATEMENTS: &[Statement] = &[
     accounts::OPEN_SESSION,
     accounts::GET_SESSION,
     accounts::END_SESSION,
+    holds::list::LIST_CUSTOMER_HOLDS,
+    holds::list::LIST_CUSTOMER_HOLDS_AS,
 ];
 
 /// The id of `statement`: its position in [`STATEMENTS`], found by name.

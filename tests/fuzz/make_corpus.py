@@ -98,6 +98,7 @@ def route_and_validate():
     yield "sign_up", routed(1, "/customers", b'{"email":"ana@example.com","password":"correct horse"}')
     yield "log_in", routed(1, "/sessions", b'{"email":"Ana@Example.com","password":"p\\u00e4ssw\\u00f6rd!"}')
     yield "session_current", routed(4, "/sessions/current", b"")
+    yield "customer_holds", routed(0, "/holds?customer_id=ana%20b")
 
 
 def message(tag: bytes, body: bytes) -> bytes:

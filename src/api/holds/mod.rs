@@ -4,6 +4,7 @@
 //! ```text
 //! place.rs    POST /holds
 //! read.rs     GET /holds/{id}, POST /holds/{id}/release
+//! list.rs     GET /holds?customer_id=: a customer's holds
 //! consume.rs  POST /orders with hold_id: an order that buys a hold
 //! sweep.rs    the background expiry, from the event loop's turns
 //! ```
@@ -14,6 +15,7 @@
 //! read), and its units come back once.
 
 pub mod consume;
+pub mod list;
 pub mod place;
 pub mod read;
 pub mod sweep;

@@ -114,6 +114,12 @@ fuzz_target!(|data: &[u8]| {
             assert!((PASSWORD_CHARS_MIN..=PASSWORD_CHARS_MAX).contains(&chars));
             assert!(!password.contains('\0') && !email.chars().any(char::is_control));
         }
+        Command::Query(Query::ListCustomerHolds, customer_id) => {
+            assert!(reads);
+            let chars = customer_id.chars().count();
+            assert!((1..=CUSTOMER_ID_CHARS_MAX).contains(&chars));
+            assert!(!customer_id.contains('\0'));
+        }
         // `route` passes no session: these need one.
         Command::Query(Query::SessionOrder(_) | Query::GetSession | Query::EndSession, _) => {
             panic!("a session's query without a session")
