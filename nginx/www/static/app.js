@@ -333,11 +333,16 @@ function refreshCards() {
 const SALES_PAGE_MAX = 100;
 
 // All pages of /sales: ?after=<last id> until a short or empty page.
-async function loadAllSales() {
+// `fresh`: past the lb's 1 s cache (a parameter it keys on), so that the
+// card a buyer just bought from shows what the purchase did at once; one
+// database query per purchase, never per poll.
+async function loadAllSales(fresh) {
   const products = [];
   let after = null;
+  const bust = fresh ? `fresh=${Date.now()}` : '';
   for (let page = 0; page < 1000; page++) {
-    const path = after === null ? '/sales' : `/sales?after=${encodeURIComponent(after)}`;
+    const params = [after === null ? '' : `after=${encodeURIComponent(after)}`, bust].filter(Boolean);
+    const path = params.length ? `/sales?${params.join('&')}` : '/sales';
     const r = await request('GET', path);
     if (r.status !== 200 || !Array.isArray(r.data.products)) throw new Error(apiError(r.data, `the server answered ${r.status}`));
     if (page === 0) noteServerTime(r.data.server_time);
@@ -353,15 +358,19 @@ async function loadAllSales() {
 // so that a purchase's outcome is always followed by a fresh list.
 let salesRun = null;
 let salesAgain = false;
+let salesFresh = false;
 let salesTimer = 0;
 
-function refreshSales() {
+function refreshSales(fresh = false) {
+  salesFresh = salesFresh || fresh;
   if (salesRun) {
     salesAgain = true;
     return salesRun;
   }
   clearTimeout(salesTimer);
-  salesRun = loadAllSales()
+  const thisFresh = salesFresh;
+  salesFresh = false;
+  salesRun = loadAllSales(thisFresh)
     .then(() => {
       ui.salesNote.textContent = '';
       ui.salesNote.hidden = true;
@@ -429,7 +438,7 @@ async function buy(productId) {
     } else {
       focusIfLost(ui.resultHeading);
     }
-    refreshSales();
+    refreshSales(true);
   }
 }
 
@@ -650,7 +659,7 @@ async function cancelOrder(orderId) {
     renderOrders();
     focusIfLost(ui.resultHeading);
     loadOrders();
-    refreshSales();
+    refreshSales(true);
   }
 }
 
