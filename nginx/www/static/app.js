@@ -1,6 +1,6 @@
 // The buyer's page: sign-up and log-in, the live sales, buying with safe
-// retries, and the buyer's orders. Plain DOM; every piece of data goes into
-// the page through textContent or attributes, never as HTML.
+// retries, and the buyer's holds and orders. Plain DOM; every piece of data
+// goes into the page through textContent or attributes, never as HTML.
 
 const SALES_REFRESH_MS = 2000;
 const ORDERS_REFRESH_MS = 10000;
@@ -35,6 +35,12 @@ const ui = {
   ordersNote: $('orders-note'),
   ordersEmpty: $('orders-empty'),
   ordersBody: $('orders-body'),
+  holds: $('my-holds'),
+  holdsHeading: $('holds-heading'),
+  holdsNote: $('holds-note'),
+  holdsEmpty: $('holds-empty'),
+  holdsStatus: $('holds-status'),
+  holdsBody: $('holds-body'),
 };
 
 const state = {
@@ -47,6 +53,11 @@ const state = {
   ordersSignature: '',  // what the orders table shows, to skip needless redraws
   pendingCancel: null,  // order id whose "Confirm cancel" step is shown
   cancelling: new Set(),
+  holds: null,          // the signed-in buyer's holds, most recent first
+  holdsSignature: '',   // what the holds table shows, to skip needless redraws
+  pendingRelease: null, // hold id whose "Confirm release" step is shown
+  holdBusy: new Map(),  // hold id -> 'buying' | 'releasing' while in progress
+  holdClocks: new Map(), // HELD hold id -> {cell, expires}: its time-left cell
   offsets: [],          // recent (server clock - browser clock) samples, ms
 };
 
@@ -168,7 +179,7 @@ function serverNow() {
 
 // ----------------------------------------------------------------- result
 
-const RESULT_STATES = ['success', 'sold_out', 'not_started', 'ended', 'limit_reached', 'in_progress', 'error', 'cancelled'];
+const RESULT_STATES = ['success', 'sold_out', 'not_started', 'ended', 'limit_reached', 'in_progress', 'error', 'cancelled', 'released'];
 
 function showResult(kind, message, { detail = '', orderId = '' } = {}) {
   if (!RESULT_STATES.includes(kind)) kind = 'error';
@@ -321,6 +332,7 @@ function renderSales(products) {
   }
   ui.salesEmpty.hidden = products.length > 0;
   renderOrders(); // product names may have arrived
+  renderHolds();
 }
 
 function refreshCards() {
@@ -405,6 +417,7 @@ function tick() {
     if (updateCardTime(card, state.products.get(id), now)) passed = true;
   }
   if (passed) refreshSales();
+  tickHolds(now);
   setTimeout(tick, 1000 - (((now % 1000) + 1000) % 1000) + 5);
 }
 
@@ -442,6 +455,7 @@ async function buy(productId) {
   }
 }
 
+// Resolves to true when the order was placed (settleOrder's success).
 async function placeOrder(body, item) {
   const started = Date.now();
   for (let attempt = 1; ; attempt++) {
@@ -482,14 +496,28 @@ function settleOrder(r, item) {
     showResult('success', `Order confirmed: ${quantity} × ${item.name}, ${money(total)}`,
       { detail: `Order id: ${orderId}`, orderId });
     loadOrders();
-    return;
+    return true;
   }
   if (r.status === 401) {
     sessionExpired();
     return;
   }
+  if (r.status === 404 && item.hold) {
+    showResult('error', `This hold no longer exists: ${item.quantity} × ${item.name}.`);
+    return;
+  }
   if (r.status === 409) {
     switch (d.reason) {
+      case 'hold_expired':
+        showResult('error', `This hold has expired: ${item.quantity} × ${item.name} is no longer reserved for you.`);
+        return;
+      case 'hold_not_active':
+        showResult('error', `This hold was already bought or released: ${item.quantity} × ${item.name}.`,
+          { detail: 'Check My orders and My holds.' });
+        return;
+      case 'hold_not_yours':
+        showResult('error', `This hold belongs to another account: ${item.quantity} × ${item.name}.`);
+        return;
       case 'insufficient_stock':
         showResult('sold_out', item.quantity > 1
           ? `Sold out: there are not ${item.quantity} × ${item.name} left. Try a smaller quantity.`
@@ -663,6 +691,254 @@ async function cancelOrder(orderId) {
   }
 }
 
+// -------------------------------------------------------------------- holds
+
+let holdsRun = null;
+let holdsAgain = false;
+
+function loadHolds() {
+  if (!state.customer) return Promise.resolve();
+  if (holdsRun) {
+    holdsAgain = true;
+    return holdsRun;
+  }
+  const customer = state.customer;
+  holdsRun = (async () => {
+    try {
+      const r = await request('GET', `/holds?customer_id=${encodeURIComponent(customer.customer_id)}`);
+      if (state.customer !== customer) return; // signed out or switched meanwhile
+      if (r.status === 200 && Array.isArray(r.data.holds)) {
+        state.holds = r.data.holds;
+        ui.holdsNote.hidden = true;
+        renderHolds();
+      } else if (r.status === 401) {
+        sessionExpired();
+      } else {
+        ui.holdsNote.textContent = `Could not load your holds: ${apiError(r.data, `the server answered ${r.status}`)}`;
+        ui.holdsNote.hidden = false;
+      }
+    } catch {
+      if (state.customer !== customer) return;
+      ui.holdsNote.textContent = 'Could not load your holds: no answer from the shop. Trying again shortly.';
+      ui.holdsNote.hidden = false;
+    }
+  })().finally(() => {
+    holdsRun = null;
+    if (holdsAgain) {
+      holdsAgain = false;
+      loadHolds();
+    }
+  });
+  return holdsRun;
+}
+
+const HOLD_STATUS_TEXT = { HELD: 'Held', CONSUMED: 'Bought', RELEASED: 'Released', EXPIRED: 'Expired' };
+
+const findHold = (holdId) => (state.holds || []).find((h) => h.hold_id === holdId);
+
+function setHoldStatus(holdId, status) {
+  if (state.holds) state.holds = state.holds.map((h) => (h.hold_id === holdId ? { ...h, status } : h));
+}
+
+// The holds as shown: product names from the sales list, and a HELD hold
+// whose deadline has passed on the server's clock shown as expired (the
+// server reads it so too; the next load confirms it).
+function holdsView(now) {
+  return state.holds.map((h) => {
+    const expires = Date.parse(h.expires_at);
+    const lapsed = h.status === 'HELD' && expires <= now;
+    return { ...h, name: productName(h.product_id), status: lapsed ? 'EXPIRED' : h.status, expires, lapsed };
+  });
+}
+
+// A button whose accessible name says which hold it acts on ("Buy 2 × Lamp");
+// the product is already in view in the row.
+function holdButton(cls, text, h, disabled = false) {
+  const attrs = { type: 'button', class: cls };
+  if (disabled) attrs.disabled = '';
+  return el('button', attrs, text, el('span', { class: 'visually-hidden' }, ` ${h.quantity} × ${h.name}`));
+}
+
+function holdRow(h, now) {
+  const row = el('tr', { 'data-hold-id': String(h.hold_id), 'data-status': String(h.status) });
+  const busy = state.holdBusy.get(h.hold_id);
+
+  let action;
+  if (busy === 'buying') {
+    action = holdButton('buy-hold', 'Buying…', h, true);
+  } else if (busy === 'releasing') {
+    action = holdButton('release', 'Releasing…', h, true);
+  } else if (h.status === 'HELD' && state.pendingRelease === h.hold_id) {
+    action = el('div', { class: 'row-actions' },
+      holdButton('confirm-release danger', 'Confirm release', h),
+      holdButton('keep', 'Keep hold', h));
+  } else if (h.status === 'HELD') {
+    action = el('div', { class: 'row-actions' },
+      holdButton('buy-hold', 'Buy', h),
+      holdButton('release secondary', 'Release', h));
+  } else {
+    action = el('span', { class: 'muted' }, '—');
+  }
+
+  let left;
+  if (h.status === 'HELD' && !Number.isNaN(h.expires)) {
+    left = el('td', { class: 'hold-time' }, formatDuration(h.expires - now));
+    state.holdClocks.set(h.hold_id, { cell: left, expires: h.expires });
+  } else {
+    left = el('td', { class: 'hold-time' }, el('span', { class: 'muted' }, h.status === 'EXPIRED' ? 'Expired' : '—'));
+  }
+
+  row.append(
+    el('th', { scope: 'row' }, h.name),
+    el('td', {}, String(h.quantity)),
+    el('td', {}, money(Number(h.unit_price) * Number(h.quantity))),
+    el('td', { class: 'hold-status' }, HOLD_STATUS_TEXT[h.status] || String(h.status)),
+    left,
+    el('td', {}, action),
+  );
+  return row;
+}
+
+// focusOn: {holdId, cls} to focus after the redraw; by default whatever hold
+// control had focus keeps it. fallback: where the focus goes when the
+// control it was on is gone (a hold that ran out meanwhile); none when a
+// purchase or release starts (its end places the focus).
+function renderHolds(focusOn = null, fallback = ui.holdsHeading) {
+  if (!state.customer || !state.holds) return;
+  const now = serverNow();
+  const holds = holdsView(now);
+  // Holds shown counting down until now that have run out: said once, and
+  // the list reloaded if only our clock knows it yet.
+  const ranOut = holds.filter((h) => h.status === 'EXPIRED' && state.holdClocks.has(h.hold_id));
+  if (ranOut.length) {
+    const what = ranOut.map((h) => `${h.quantity} × ${h.name}`);
+    ui.holdsStatus.textContent = what.length === 1
+      ? `Your hold of ${what[0]} has expired.`
+      : `Your holds of ${what.join(', ')} have expired.`;
+    if (ranOut.some((h) => h.lapsed)) loadHolds();
+  }
+  if (state.pendingRelease && !holds.some((h) => h.hold_id === state.pendingRelease && h.status === 'HELD')) {
+    state.pendingRelease = null;
+  }
+  const signature = JSON.stringify([holds, state.pendingRelease, [...state.holdBusy]]);
+  if (signature === state.holdsSignature && !focusOn) return;
+  state.holdsSignature = signature;
+
+  const active = document.activeElement;
+  const hadFocus = Boolean(active && ui.holdsBody.contains(active));
+  if (!focusOn && hadFocus) {
+    const row = active.closest('tr');
+    focusOn = { holdId: row && row.dataset.holdId, cls: active.classList[0] };
+  }
+  state.holdClocks.clear();
+  ui.holdsBody.replaceChildren(...holds.map((h) => holdRow(h, now)));
+  ui.holdsEmpty.hidden = holds.length > 0;
+
+  if (focusOn) {
+    const row = [...ui.holdsBody.querySelectorAll('tr')].find((tr) => tr.dataset.holdId === focusOn.holdId);
+    const target = row && row.querySelector(`button.${focusOn.cls}:not([disabled])`);
+    if (target) target.focus();
+    else if (hadFocus && fallback) fallback.focus();
+  }
+}
+
+// The time left of each HELD hold, on the page's whole seconds. A hold
+// that runs out is redrawn as Expired at once (renderHolds says so and
+// reloads the list).
+function tickHolds(now) {
+  let lapsed = false;
+  for (const clock of state.holdClocks.values()) {
+    if (clock.expires <= now) {
+      lapsed = true;
+    } else {
+      const text = formatDuration(clock.expires - now);
+      if (clock.cell.textContent !== text) clock.cell.textContent = text;
+    }
+  }
+  if (lapsed) renderHolds();
+}
+
+ui.holdsBody.addEventListener('click', (event) => {
+  const button = event.target.closest('button');
+  const row = button && button.closest('tr');
+  if (!row || button.disabled) return;
+  const holdId = row.dataset.holdId;
+  if (button.classList.contains('buy-hold')) {
+    buyHold(holdId);
+  } else if (button.classList.contains('release')) {
+    state.pendingRelease = holdId;
+    renderHolds({ holdId, cls: 'confirm-release' });
+  } else if (button.classList.contains('keep')) {
+    state.pendingRelease = null;
+    renderHolds({ holdId, cls: 'release' });
+  } else if (button.classList.contains('confirm-release')) {
+    releaseHold(holdId);
+  }
+});
+
+// Buying a hold is an order like Buy now's: the same key re-sent on every
+// retry, the same outcomes (placeOrder), plus the hold's own refusals.
+async function buyHold(holdId) {
+  const hold = findHold(holdId);
+  if (!hold || hold.status !== 'HELD' || !state.customer || state.holdBusy.has(holdId)) return;
+  const item = { name: productName(hold.product_id), quantity: hold.quantity, hold: true };
+  const body = JSON.stringify({ hold_id: holdId, idempotency_key: newIdempotencyKey() });
+
+  if (state.pendingRelease === holdId) state.pendingRelease = null;
+  state.holdBusy.set(holdId, 'buying');
+  renderHolds(null, null);
+  showResult('in_progress', `In progress… buying your hold of ${item.quantity} × ${item.name}.`);
+  try {
+    // Shown bought at once; the list reloaded below confirms it.
+    if (await placeOrder(body, item)) setHoldStatus(holdId, 'CONSUMED');
+  } finally {
+    state.holdBusy.delete(holdId);
+    renderHolds();
+    // The Buy button was disabled while buying, which drops its focus.
+    focusIfLost(ui.resultHeading);
+    loadHolds();
+    refreshSales(true);
+  }
+}
+
+async function releaseHold(holdId) {
+  const hold = findHold(holdId);
+  if (!hold || !state.customer || state.holdBusy.has(holdId)) return;
+  const what = `${hold.quantity} × ${productName(hold.product_id)}`;
+  state.pendingRelease = null;
+  state.holdBusy.set(holdId, 'releasing');
+  renderHolds(null, null);
+  try {
+    const r = await request('POST', `/holds/${encodeURIComponent(holdId)}/release`);
+    if (r.status === 200) {
+      setHoldStatus(holdId, 'RELEASED');
+      const restored = r.data.restored_quantity;
+      showResult('released', `Hold released: ${what}.`,
+        { detail: Number.isInteger(restored) ? `${restored} returned to stock.` : '' });
+    } else if (r.status === 409 && r.data.reason === 'hold_expired') {
+      showResult('error', `This hold has expired: ${what} was no longer reserved for you.`);
+    } else if (r.status === 409 && r.data.reason === 'hold_not_active') {
+      showResult('error', `This hold was already bought or released: ${what}.`,
+        { detail: 'Check My orders and My holds.' });
+    } else if (r.status === 401) {
+      sessionExpired();
+    } else if (r.status === 403) {
+      showResult('error', 'You cannot release this hold: it belongs to another account.');
+    } else {
+      showResult('error', `Could not release the hold of ${what}: ${apiError(r.data, `the server answered ${r.status}`)}`);
+    }
+  } catch {
+    showResult('error', `Could not release the hold of ${what}: no answer from the shop.`,
+      { detail: 'Check its status in My holds before trying again.' });
+  } finally {
+    state.holdBusy.delete(holdId);
+    renderHolds();
+    focusIfLost(ui.resultHeading);
+    loadHolds();
+    refreshSales(true);
+  }
+}
+
 // ----------------------------------------------------------------- sessions
 
 function setSignedIn(customer) {
@@ -671,8 +947,9 @@ function setSignedIn(customer) {
   ui.signedIn.hidden = false;
   ui.whoami.replaceChildren('Signed in as ', el('strong', {}, customer.email));
   ui.orders.hidden = false;
+  ui.holds.hidden = false;
   refreshCards();
-  return loadOrders();
+  return Promise.all([loadOrders(), loadHolds()]);
 }
 
 function setSignedOut() {
@@ -685,6 +962,13 @@ function setSignedOut() {
   ui.signedOut.hidden = false;
   ui.orders.hidden = true;
   ui.ordersBody.replaceChildren();
+  state.holds = null;
+  state.holdsSignature = '';
+  state.pendingRelease = null;
+  state.holdClocks.clear();
+  ui.holds.hidden = true;
+  ui.holdsBody.replaceChildren();
+  ui.holdsStatus.textContent = '';
   refreshCards();
 }
 
@@ -785,19 +1069,24 @@ document.addEventListener('visibilitychange', () => {
   if (document.visibilityState === 'visible') {
     refreshSales();
     loadOrders();
+    loadHolds();
   } else {
     clearTimeout(salesTimer);
   }
 });
 
-// Orders change on their own too (payment status): refresh now and then.
+// Orders change on their own too (payment status), and holds run out or are
+// made elsewhere: refresh now and then.
 setInterval(() => {
-  if (document.visibilityState === 'visible' && state.customer) loadOrders();
+  if (document.visibilityState === 'visible' && state.customer) {
+    loadOrders();
+    loadHolds();
+  }
 }, ORDERS_REFRESH_MS);
 
 async function start() {
   tick();
-  // loadSession also waits for the signed-in buyer's first orders.
+  // loadSession also waits for the signed-in buyer's first orders and holds.
   await Promise.allSettled([loadSession(), refreshSales()]);
   document.body.dataset.ready = 'true';
 }
