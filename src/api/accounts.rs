@@ -6,9 +6,10 @@
 //! sessions"): bcrypt through pgcrypto, tokens from its cryptographic
 //! source, stored as their SHA-256. The API only moves the text. A
 //! password hash costs the database tens of milliseconds of CPU by design,
-//! so this instance sends at most [`PasswordChecks`] allows, each on a
-//! connection nothing else pipelines behind (`Statement::slow`); past
-//! that, 503 at once: a log-in storm cannot starve the orders.
+//! so this instance sends them one at a time at a bounded rate
+//! ([`PasswordChecks`]), each on a connection nothing else pipelines
+//! behind (`Statement::slow`); past the bound, 503 at once: a log-in storm
+//! cannot starve the orders (perf/RESULTS.md, "Accounts: a log-in storm").
 
 use std::time::{Duration, Instant};
 
