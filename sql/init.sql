@@ -1264,16 +1264,13 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public, pg_te
 $$;
 
 -- POST /orders/{id}/cancel with a session: only the order's own customer
--- (FS403 for another's; an unknown order is cancel_order's 404).
+-- (act_as of its owner: FS403 for another's; an unknown order has none and
+-- is cancel_order's 404).
 CREATE OR REPLACE FUNCTION cancel_order_as(p_token text, p_order_id uuid, p_product_id integer)
 RETURNS TABLE (outcome integer, restored_quantity integer)
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $$
-DECLARE
-    v_customer text := session_customer(p_token);
 BEGIN
-    IF EXISTS (SELECT FROM orders o WHERE o.id = p_order_id AND o.customer_id <> v_customer) THEN
-        RAISE EXCEPTION 'another customer''s order' USING ERRCODE = 'FS403';
-    END IF;
+    PERFORM act_as(p_token, (SELECT o.customer_id FROM orders o WHERE o.id = p_order_id));
     RETURN QUERY SELECT * FROM cancel_order(p_order_id, p_product_id);
 END
 $$;
@@ -1282,12 +1279,8 @@ $$;
 CREATE OR REPLACE FUNCTION release_hold_as(p_token text, p_hold_id uuid)
 RETURNS SETOF hold_answer
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $$
-DECLARE
-    v_customer text := session_customer(p_token);
 BEGIN
-    IF EXISTS (SELECT FROM holds h WHERE h.id = p_hold_id AND h.customer_id <> v_customer) THEN
-        RAISE EXCEPTION 'another customer''s hold' USING ERRCODE = 'FS403';
-    END IF;
+    PERFORM act_as(p_token, (SELECT h.customer_id FROM holds h WHERE h.id = p_hold_id));
     RETURN QUERY SELECT * FROM release_hold(p_hold_id);
 END
 $$;

@@ -240,6 +240,17 @@ pub fn credentials<'s>(body: &[u8], scratch: &'s mut String) -> Result<(u16, &'s
     Ok((email_len, scratch.as_str()))
 }
 
+/// The command of a sign-up or log-in body: `query` of the email's length,
+/// with the email and password as its text; a bad body is 422.
+pub fn parse<'s>(
+    body: &[u8],
+    scratch: &'s mut String,
+    query: impl FnOnce(u16) -> Query,
+) -> Result<Command<'s>, Refusal> {
+    let (email_len, text) = credentials(body, scratch).map_err(Invalid::refusal)?;
+    Ok(Command::Query(query(email_len), text))
+}
+
 /// Loose on purpose (addresses are checked by mail, not by pattern): one
 /// `@`, something before it, a dot-free-or-not domain after it, no
 /// whitespace or control characters.

@@ -310,21 +310,22 @@ impl QueryTable {
                 let (cookie, figures) = (&mut self.cookie, &mut self.figures);
                 waiting.query.answer(rows, body, cookie, figures)
             }
-            // A session that is not live, or another customer's thing.
-            Reply::Failed(error) if accounts::session_refusal(error.code).is_some() => {
-                let refusal = accounts::session_refusal(error.code).unwrap_or(DATABASE_ERROR);
-                self.figures.accounts.count_refusal(refusal.reason);
-                Err(refusal)
-            }
             // A hold, or an order of one, may have committed: its key tells.
             Reply::Unavailable if waiting.query.is_customer_write() => Err(KEYED_OUTCOME_UNKNOWN),
             Reply::Unavailable => Err(DATABASE_UNAVAILABLE),
-            Reply::Failed(error) if error.is_timeout() => Err(DATABASE_TIMED_OUT),
-            Reply::Failed(error) => {
-                let query = format!("{:?}", waiting.query);
-                log::database_error("query_failed", &error, &[("query", Value::Str(&query))]);
-                Err(DATABASE_ERROR)
-            }
+            Reply::Failed(error) => match accounts::session_refusal(error.code) {
+                // A session that is not live, or another customer's thing.
+                Some(refusal) => {
+                    self.figures.accounts.count_refusal(refusal.reason);
+                    Err(refusal)
+                }
+                None if error.is_timeout() => Err(DATABASE_TIMED_OUT),
+                None => {
+                    let query = format!("{:?}", waiting.query);
+                    log::database_error("query_failed", &error, &[("query", Value::Str(&query))]);
+                    Err(DATABASE_ERROR)
+                }
+            },
         };
         let answer = match rendered {
             Ok(status) if !self.cookie.is_empty() => Answer::JsonWithCookie {

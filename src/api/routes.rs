@@ -9,14 +9,11 @@
 use crate::api::accounts::{self, INVALID_SESSION};
 use crate::api::admin::{self, NewProduct, ProductChange};
 use crate::api::holds::{self, place::HoldRequest, HoldFigures};
-use crate::api::malformed;
 use crate::api::orders::{
     self,
     place::{OrderRequest, SessionOrder},
 };
 use crate::api::payments::{self, Webhook};
-use crate::api::render::Malformed;
-use crate::api::validate::Invalid;
 use crate::api::{method_not_allowed, products, sales, Db, Refusal, NOT_FOUND};
 use crate::http::request::Method;
 use crate::metrics::{self, AccountFigures, OrderRefusals, WebhookFigures};
@@ -216,16 +213,7 @@ impl Query {
                 payments::answer(webhook, rows, body, &mut figures.webhooks)
             }
             Query::SessionOrder(_) => {
-                let row = rows.first().ok_or(Malformed).map_err(malformed)?;
-                let rendered = orders::place::answer(&mut row.columns(), body);
-                if let Err(Refusal {
-                    reason: Some(reason),
-                    ..
-                }) = rendered
-                {
-                    figures.session_order_refusals.count(reason);
-                }
-                rendered
+                orders::place::answer_counted(rows, body, &mut figures.session_order_refusals)
             }
             Query::CreateAccount { .. } => {
                 accounts::answer_create(rows, body, &mut figures.accounts)
@@ -364,15 +352,15 @@ fn command<'a>(
             _ => Err(method_not_allowed("POST")),
         },
         [Some(b"customers"), None, ..] => match method {
-            Method::Post => accounts::credentials(body, scratch)
-                .map(|(email_len, text)| Command::Query(Query::CreateAccount { email_len }, text))
-                .map_err(Invalid::refusal),
+            Method::Post => accounts::parse(body, scratch, |email_len| Query::CreateAccount {
+                email_len,
+            }),
             _ => Err(method_not_allowed("POST")),
         },
         [Some(b"sessions"), None, ..] => match method {
-            Method::Post => accounts::credentials(body, scratch)
-                .map(|(email_len, text)| Command::Query(Query::OpenSession { email_len }, text))
-                .map_err(Invalid::refusal),
+            Method::Post => {
+                accounts::parse(body, scratch, |email_len| Query::OpenSession { email_len })
+            }
             _ => Err(method_not_allowed("POST")),
         },
         [Some(b"sessions"), Some(b"current"), None, _] => match method {

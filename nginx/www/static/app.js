@@ -543,43 +543,66 @@ function settleOrder(r, item) {
 
 // ------------------------------------------------------------------- orders
 
-let ordersRun = null;
-let ordersAgain = false;
+// One run of `load` at a time; a run asked for meanwhile starts right after
+// the current one (so the latest outcome is always followed by a fresh list).
+function coalesced(load) {
+  let run = null;
+  let again = false;
+  const trigger = () => {
+    if (run) {
+      again = true;
+      return run;
+    }
+    run = load().finally(() => {
+      run = null;
+      if (again) {
+        again = false;
+        trigger();
+      }
+    });
+    return run;
+  };
+  return trigger;
+}
 
-function loadOrders() {
-  if (!state.customer) return Promise.resolve();
-  if (ordersRun) {
-    ordersAgain = true;
-    return ordersRun;
-  }
-  const customer = state.customer;
-  ordersRun = (async () => {
+// Loads the signed-in buyer's `what` (`orders` or `holds`: GET
+// /<what>?customer_id=) into state[what] and draws it with `render`; a
+// failure is said in `note`.
+function customerList(what, note, render) {
+  return coalesced(async () => {
+    const customer = state.customer;
+    if (!customer) return;
     try {
-      const r = await request('GET', `/orders?customer_id=${encodeURIComponent(customer.customer_id)}`);
+      const r = await request('GET', `/${what}?customer_id=${encodeURIComponent(customer.customer_id)}`);
       if (state.customer !== customer) return; // signed out or switched meanwhile
-      if (r.status === 200 && Array.isArray(r.data.orders)) {
-        state.orders = r.data.orders;
-        ui.ordersNote.hidden = true;
-        renderOrders();
+      if (r.status === 200 && Array.isArray(r.data[what])) {
+        state[what] = r.data[what];
+        note.hidden = true;
+        render();
       } else if (r.status === 401) {
         sessionExpired();
       } else {
-        ui.ordersNote.textContent = `Could not load your orders: ${apiError(r.data, `the server answered ${r.status}`)}`;
-        ui.ordersNote.hidden = false;
+        note.textContent = `Could not load your ${what}: ${apiError(r.data, `the server answered ${r.status}`)}`;
+        note.hidden = false;
       }
     } catch {
       if (state.customer !== customer) return;
-      ui.ordersNote.textContent = 'Could not load your orders: no answer from the shop. Trying again shortly.';
-      ui.ordersNote.hidden = false;
-    }
-  })().finally(() => {
-    ordersRun = null;
-    if (ordersAgain) {
-      ordersAgain = false;
-      loadOrders();
+      note.textContent = `Could not load your ${what}: no answer from the shop. Trying again shortly.`;
+      note.hidden = false;
     }
   });
-  return ordersRun;
+}
+
+const loadOrders = customerList('orders', ui.ordersNote, () => renderOrders());
+
+// After a table's redraw, the focus goes back to the button of class `cls`
+// in the row whose data-<key> is `id`, if it is there and enabled; returns
+// whether it did.
+function refocus(body, key, id, cls) {
+  const row = [...body.querySelectorAll('tr')].find((tr) => tr.dataset[key] === id);
+  const target = row && row.querySelector(`button.${cls}:not([disabled])`);
+  if (target) target.focus();
+  return Boolean(target);
 }
 
 const STATUS_TEXT = { CONFIRMED: 'Confirmed', CANCELLED: 'Cancelled' };
@@ -635,11 +658,7 @@ function renderOrders(focusOn = null) {
   ui.ordersBody.replaceChildren(...orders.map(orderRow));
   ui.ordersEmpty.hidden = orders.length > 0;
 
-  if (focusOn) {
-    const row = [...ui.ordersBody.querySelectorAll('tr')].find((tr) => tr.dataset.orderId === focusOn.orderId);
-    const target = row && row.querySelector(`button.${focusOn.cls}:not([disabled])`);
-    if (target) target.focus();
-  }
+  if (focusOn) refocus(ui.ordersBody, 'orderId', focusOn.orderId, focusOn.cls);
 }
 
 ui.ordersBody.addEventListener('click', (event) => {
@@ -693,44 +712,7 @@ async function cancelOrder(orderId) {
 
 // -------------------------------------------------------------------- holds
 
-let holdsRun = null;
-let holdsAgain = false;
-
-function loadHolds() {
-  if (!state.customer) return Promise.resolve();
-  if (holdsRun) {
-    holdsAgain = true;
-    return holdsRun;
-  }
-  const customer = state.customer;
-  holdsRun = (async () => {
-    try {
-      const r = await request('GET', `/holds?customer_id=${encodeURIComponent(customer.customer_id)}`);
-      if (state.customer !== customer) return; // signed out or switched meanwhile
-      if (r.status === 200 && Array.isArray(r.data.holds)) {
-        state.holds = r.data.holds;
-        ui.holdsNote.hidden = true;
-        renderHolds();
-      } else if (r.status === 401) {
-        sessionExpired();
-      } else {
-        ui.holdsNote.textContent = `Could not load your holds: ${apiError(r.data, `the server answered ${r.status}`)}`;
-        ui.holdsNote.hidden = false;
-      }
-    } catch {
-      if (state.customer !== customer) return;
-      ui.holdsNote.textContent = 'Could not load your holds: no answer from the shop. Trying again shortly.';
-      ui.holdsNote.hidden = false;
-    }
-  })().finally(() => {
-    holdsRun = null;
-    if (holdsAgain) {
-      holdsAgain = false;
-      loadHolds();
-    }
-  });
-  return holdsRun;
-}
+const loadHolds = customerList('holds', ui.holdsNote, () => renderHolds());
 
 const HOLD_STATUS_TEXT = { HELD: 'Held', CONSUMED: 'Bought', RELEASED: 'Released', EXPIRED: 'Expired' };
 
@@ -834,11 +816,8 @@ function renderHolds(focusOn = null, fallback = ui.holdsHeading) {
   ui.holdsBody.replaceChildren(...holds.map((h) => holdRow(h, now)));
   ui.holdsEmpty.hidden = holds.length > 0;
 
-  if (focusOn) {
-    const row = [...ui.holdsBody.querySelectorAll('tr')].find((tr) => tr.dataset.holdId === focusOn.holdId);
-    const target = row && row.querySelector(`button.${focusOn.cls}:not([disabled])`);
-    if (target) target.focus();
-    else if (hadFocus && fallback) fallback.focus();
+  if (focusOn && !refocus(ui.holdsBody, 'holdId', focusOn.holdId, focusOn.cls) && hadFocus && fallback) {
+    fallback.focus();
   }
 }
 

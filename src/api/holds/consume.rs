@@ -7,9 +7,8 @@
 
 use crate::api::holds::HoldFigures;
 use crate::api::orders::place::{self, PLACED_NAMES, PLACED_TYPES};
-use crate::api::render::Malformed;
 use crate::api::statements::id_of;
-use crate::api::{malformed, Db, Refusal};
+use crate::api::{Db, Refusal};
 use crate::pg::{oid, Param, Refused, Rows, Statement, StatementId};
 
 pub const CONSUME_HOLD: Statement = Statement {
@@ -62,14 +61,5 @@ pub fn answer(
     body: &mut Vec<u8>,
     figures: &mut HoldFigures,
 ) -> Result<u16, Refusal> {
-    let row = rows.first().ok_or(Malformed).map_err(malformed)?;
-    let rendered = place::answer(&mut row.columns(), body);
-    if let Err(Refusal {
-        reason: Some(reason),
-        ..
-    }) = rendered
-    {
-        figures.purchase_refusals.count(reason);
-    }
-    rendered
+    place::answer_counted(rows, body, &mut figures.purchase_refusals)
 }

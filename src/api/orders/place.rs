@@ -25,7 +25,8 @@ use crate::api::validate::{
 use crate::api::Db;
 use crate::api::{malformed, refuse_for, Refusal, PRODUCT_NOT_FOUND};
 use crate::json::{self, Value};
-use crate::pg::{columns, oid, Columns, Param, Refused, Statement, StatementId};
+use crate::metrics::OrderRefusals;
+use crate::pg::{columns, oid, Columns, Param, Refused, Rows, Statement, StatementId};
 
 /// A validated `POST /orders` body.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -298,6 +299,25 @@ pub const CUSTOMER_LIMIT_ANSWER: Refusal = refuse_for(
     "this customer has reached the product's per-customer limit",
     "customer_limit_reached",
 );
+
+/// The answer to an order's one-row statement (`place_order_as`,
+/// `consume_hold`), its 409 counted by reason in `refusals`.
+pub fn answer_counted(
+    rows: Rows<'_>,
+    body: &mut Vec<u8>,
+    refusals: &mut OrderRefusals,
+) -> Result<u16, Refusal> {
+    let row = rows.first().ok_or(Malformed).map_err(malformed)?;
+    let rendered = answer(&mut row.columns(), body);
+    if let Err(Refusal {
+        reason: Some(reason),
+        ..
+    }) = rendered
+    {
+        refusals.count(reason);
+    }
+    rendered
+}
 
 /// The answer to one order from its `place_order` columns (the outcome
 /// code, then the order), rendered into `body`; also of an order of a hold
