@@ -31,7 +31,7 @@ use crate::nonblocking::{self, Received};
 use crate::pg::auth::Authentication;
 use crate::pg::backend::{self, tag, BackendKey, DbError, ProtocolError};
 use crate::pg::reply::{Reply, Rows};
-use crate::pg::types::{Param, Statement, StatementId};
+use crate::pg::types::{Kind, Param, Statement, StatementId};
 use crate::pg::url::ConnectConfig;
 
 /// All parameters and all result columns travel in binary format.
@@ -124,10 +124,8 @@ enum Phase {
 pub(crate) struct Pending {
     pub tag: u64,
     pub statement: StatementId,
-    /// Its statement writes or locks rows (`Statement::writes`).
-    pub writes: bool,
-    /// Its statement is slow by design (`Statement::slow`).
-    pub slow: bool,
+    /// What its statement is (`Statement::kind`).
+    pub kind: Kind,
 }
 
 /// The session settings every connection starts with.
@@ -301,7 +299,7 @@ impl Connection {
     ) {
         debug_assert!(self.is_ready());
         encode_request(&mut self.write_buf, statement, params);
-        self.push_pending(tag, id, (statement.writes, statement.slow), now);
+        self.push_pending(tag, id, statement.kind(), now);
     }
 
     /// Appends a request that was encoded earlier (it waited in the pool's
@@ -310,34 +308,26 @@ impl Connection {
         &mut self,
         tag: u64,
         statement: StatementId,
-        (writes, slow): (bool, bool),
+        kind: Kind,
         bytes: &[u8],
         now: Instant,
     ) {
         debug_assert!(self.is_ready());
         self.write_buf.extend_from_slice(bytes);
-        self.push_pending(tag, statement, (writes, slow), now);
+        self.push_pending(tag, statement, kind, now);
     }
 
-    /// `kind`: the statement's `(writes, slow)`.
-    fn push_pending(
-        &mut self,
-        tag: u64,
-        statement: StatementId,
-        (writes, slow): (bool, bool),
-        now: Instant,
-    ) {
+    fn push_pending(&mut self, tag: u64, statement: StatementId, kind: Kind, now: Instant) {
         if self.pending.is_empty() {
             self.front_since = now;
             self.front_cancelled = false;
         }
-        self.writes_in_flight += usize::from(writes);
-        self.slow_in_flight += usize::from(slow);
+        self.writes_in_flight += usize::from(kind.writes);
+        self.slow_in_flight += usize::from(kind.slow);
         self.pending.push_back(Pending {
             tag,
             statement,
-            writes,
-            slow,
+            kind,
         });
     }
 
@@ -554,8 +544,8 @@ impl Connection {
             .pending
             .pop_front()
             .ok_or_else(|| ProtocolError::new("ReadyForQuery with no request"))?;
-        self.writes_in_flight -= usize::from(pending.writes);
-        self.slow_in_flight -= usize::from(pending.slow);
+        self.writes_in_flight -= usize::from(pending.kind.writes);
+        self.slow_in_flight -= usize::from(pending.kind.slow);
         self.front_since = now;
         self.front_cancelled = false;
         let answer = &self.read_buf[self.read_head..start];

@@ -41,7 +41,7 @@ use crate::log::{self, Value};
 use crate::pg::cancel::{CancelProgress, CancelRequest};
 use crate::pg::connection::{encode_request, Connection, Context, SessionDeadlines, Target};
 use crate::pg::reply::{Refused, Reply};
-use crate::pg::types::{Param, Statement, StatementId};
+use crate::pg::types::{Kind, Param, Statement, StatementId};
 use crate::pg::url::{ConnectConfig, Endpoint};
 
 /// Sizes and timings of a pool; `Default` takes them from `crate::config`.
@@ -95,8 +95,7 @@ struct Slot {
 struct Waiting {
     tag: u64,
     statement: StatementId,
-    writes: bool,
-    slow: bool,
+    kind: Kind,
     len: usize,
 }
 
@@ -241,8 +240,7 @@ impl Pool {
         self.waiting.push_back(Waiting {
             tag,
             statement,
-            writes: spec.writes,
-            slow: spec.slow,
+            kind: spec.kind(),
             len,
         });
         Ok(())
@@ -434,7 +432,7 @@ impl Pool {
     /// Moves waiting requests into pipelines that have room, oldest first.
     fn move_waiting(&mut self, now: Instant) {
         while let Some(front) = self.waiting.front() {
-            let Some(index) = self.pick(front.writes) else {
+            let Some(index) = self.pick(front.kind.writes) else {
                 return;
             };
             let connection = self.slots[index]
@@ -447,7 +445,7 @@ impl Pool {
             connection.push_encoded(
                 front.tag,
                 front.statement,
-                (front.writes, front.slow),
+                front.kind,
                 &self.waiting_bytes[..front.len],
                 now,
             );

@@ -59,6 +59,24 @@ pub struct Statement {
     pub slow: bool,
 }
 
+/// What the pool weighs when it places a statement on a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Kind {
+    /// `Statement::writes`.
+    pub writes: bool,
+    /// `Statement::slow`.
+    pub slow: bool,
+}
+
+impl Statement {
+    pub const fn kind(&self) -> Kind {
+        Kind {
+            writes: self.writes,
+            slow: self.slow,
+        }
+    }
+}
+
 /// Index of a statement in the table the pool was created with.
 pub type StatementId = usize;
 
