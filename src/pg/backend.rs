@@ -237,6 +237,22 @@ impl<'a> DbError<'a> {
     }
 }
 
+/// The name and value of a ParameterStatus message.
+pub fn parameter_status(body: &[u8]) -> Result<(&[u8], &[u8]), ProtocolError> {
+    let mut r = Reader { bytes: body };
+    Ok((r.cstr()?, r.cstr()?))
+}
+
+/// A boolean as the server writes it in text: a setting (`on`/`off`) or a
+/// column (`t`/`f`). `None` for anything else.
+pub fn text_bool(value: &[u8]) -> Option<bool> {
+    match value {
+        b"on" | b"t" | b"true" => Some(true),
+        b"off" | b"f" | b"false" => Some(false),
+        _ => None,
+    }
+}
+
 /// Parameter type OIDs of a ParameterDescription message.
 pub fn parameter_types(body: &[u8]) -> Result<Vec<u32>, ProtocolError> {
     let mut r = Reader { bytes: body };
@@ -545,5 +561,21 @@ mod tests {
             let _ = validate_data_row(&buf, &[oid::INT4, oid::TEXT]);
             let _ = DataRowColumns::new(&buf).count();
         }
+    }
+
+    #[test]
+    fn parameter_status_and_text_booleans() {
+        assert_eq!(
+            parameter_status(b"in_hot_standby\0on\0").unwrap(),
+            (&b"in_hot_standby"[..], &b"on"[..])
+        );
+        assert!(parameter_status(b"in_hot_standby\0on").is_err());
+        assert!(parameter_status(b"").is_err());
+        for (text, value) in [("on", Some(true)), ("t", Some(true)), ("off", Some(false))] {
+            assert_eq!(text_bool(text.as_bytes()), value, "{text}");
+        }
+        assert_eq!(text_bool(b"f"), Some(false));
+        assert_eq!(text_bool(b"yes"), None);
+        assert_eq!(text_bool(b""), None);
     }
 }

@@ -3,8 +3,18 @@
 //! Phases: `Connecting` (non-blocking connect in flight) -> `Authenticating`
 //! (startup sent; the methods `require_auth` accepts, see `pg::auth`) -> `Starting`
 //! (AuthenticationOk; ParameterStatus/BackendKeyData until ReadyForQuery) ->
-//! `Preparing` (Parse + Describe of every statement, checked against the
-//! declared types) -> `Ready`.
+//! [`Checking` (`target_session_attrs` asks for a writable server and the
+//! server did not report `in_hot_standby` and `default_transaction_read_only`
+//! at startup, as servers before 14 do not: ask)] -> `Preparing` (Parse +
+//! Describe of every statement, checked against the declared types) ->
+//! `Ready`.
+//!
+//! A server that will not do for `target_session_attrs` (a hot standby, or
+//! read-only by default) ends the connection with `ConnectionError::not_writable`
+//! before anything is prepared, so the pool tries its next host; so does a
+//! server that says so later (a ParameterStatus while `Ready`, or a
+//! request refused as `read_only_sql_transaction`): a promoted standby, a
+//! fenced primary.
 //!
 //! In `Ready`, requests are `Bind/Execute/Sync` appended to `write_buf`, and
 //! `pending` is the FIFO of requests whose answers have not arrived: the
@@ -113,10 +123,57 @@ enum PrepareStep {
 
 enum Phase {
     Connecting,
-    Authenticating { auth: Authentication },
+    Authenticating {
+        auth: Authentication,
+    },
     Starting,
-    Preparing { statement: usize, step: PrepareStep },
+    /// The answer to [`CHECK_WRITABLE_SQL`]; `seen` once its row arrived.
+    Checking {
+        seen: bool,
+    },
+    Preparing {
+        statement: usize,
+        step: PrepareStep,
+    },
     Ready,
+}
+
+/// Asked of a server that did not report its state at startup (before
+/// PostgreSQL 14): a hot standby's transactions are read-only too, so the
+/// second column alone is what libpq asks for `read-write`.
+const CHECK_WRITABLE_SQL: &str =
+    "SELECT pg_catalog.pg_is_in_recovery(), pg_catalog.current_setting('transaction_read_only')";
+
+/// SQLSTATE of a write refused because the transaction is read-only.
+const READ_ONLY_SQL_TRANSACTION: &str = "25006";
+
+/// What the server said of itself that `target_session_attrs` judges by.
+#[derive(Debug, Clone, Copy, Default)]
+struct ServerState {
+    in_hot_standby: Option<bool>,
+    read_only: Option<bool>,
+}
+
+impl ServerState {
+    /// Takes in a ParameterStatus; `true` when it was one of ours.
+    fn note(&mut self, body: &[u8]) -> Result<bool, ProtocolError> {
+        let (name, value) = backend::parameter_status(body)?;
+        let slot = match name {
+            b"in_hot_standby" => &mut self.in_hot_standby,
+            b"default_transaction_read_only" => &mut self.read_only,
+            _ => return Ok(false),
+        };
+        *slot = backend::text_bool(value);
+        Ok(true)
+    }
+
+    fn describe(&self) -> &'static str {
+        match (self.in_hot_standby, self.read_only) {
+            (Some(true), _) => "a hot standby",
+            (_, Some(true)) => "read-only by default",
+            _ => "of unknown state",
+        }
+    }
 }
 
 /// A request written to this connection and not yet answered.
@@ -141,6 +198,17 @@ pub(crate) struct SessionDeadlines {
 /// was pending on the connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConnectionError(pub String);
+
+impl ConnectionError {
+    /// The server is not one `target_session_attrs` accepts.
+    #[cold]
+    fn not_writable(state: &ServerState, when: &str) -> ConnectionError {
+        ConnectionError(format!(
+            "not a writable server: {when} it is {}",
+            state.describe()
+        ))
+    }
+}
 
 impl From<ProtocolError> for ConnectionError {
     #[cold]
@@ -188,6 +256,10 @@ pub(crate) struct Connection {
     /// A CancelRequest went out for the current front request.
     front_cancelled: bool,
     backend_key: Option<BackendKey>,
+    server: ServerState,
+    /// The server said it stopped being one `target_session_attrs` accepts:
+    /// close after the answer in progress.
+    leaving: bool,
     pub opened_at: Instant,
 }
 
@@ -244,6 +316,8 @@ impl Connection {
             front_since: now,
             front_cancelled: false,
             backend_key: None,
+            server: ServerState::default(),
+            leaving: false,
             opened_at: now,
         })
     }
@@ -351,10 +425,12 @@ impl Connection {
 
     /// Handles a readiness event: completes the connect, reads and processes
     /// everything available, writes whatever the startup dialogue produced.
-    /// Answers to requests go to `on_reply`.
+    /// Answers to requests go to `on_reply`. `read_closed`: the event says
+    /// the server closed its side, so the socket is read to its end.
     pub fn on_event(
         &mut self,
         readable: bool,
+        read_closed: bool,
         writable: bool,
         ctx: &Context<'_>,
         on_reply: &mut dyn FnMut(u64, Reply<'_>),
@@ -376,7 +452,7 @@ impl Connection {
             };
         }
         if readable {
-            self.read_and_process(ctx, on_reply)?;
+            self.read_and_process(read_closed, ctx, on_reply)?;
         }
         if writable || !self.is_ready() {
             self.flush()?;
@@ -401,9 +477,14 @@ impl Connection {
 
     /// Edge-triggered: read until the socket would block, or a short read
     /// shows it drained, processing each chunk as it arrives so the buffer
-    /// holds at most one unfinished answer plus whatever follows it.
+    /// holds at most one unfinished answer plus whatever follows it. When
+    /// the server closed its side, its last bytes and the end of the stream
+    /// came with one edge: a short read says nothing then, and only reading
+    /// on finds the end (a server that died right after answering: without
+    /// it the connection would look alive until `request_timeout`).
     fn read_and_process(
         &mut self,
+        read_closed: bool,
         ctx: &Context<'_>,
         on_reply: &mut dyn FnMut(u64, Reply<'_>),
     ) -> Result<(), ConnectionError> {
@@ -413,7 +494,7 @@ impl Connection {
                 Received::Data { len, drained } => {
                     self.read_tail += len;
                     self.process(ctx, on_reply)?;
-                    if drained {
+                    if drained && !read_closed {
                         return Ok(());
                     }
                 }
@@ -487,6 +568,15 @@ impl Connection {
             // Out-of-band: not part of any answer. Between answers they are
             // dropped at once; inside one the row iterator skips them.
             tag::NOTICE_RESPONSE | tag::PARAMETER_STATUS | tag::NOTIFICATION_RESPONSE => {
+                if tag == tag::PARAMETER_STATUS && self.server.note(&self.read_buf[body])? {
+                    // The answer it came with is good: the session ends
+                    // once that answer is delivered.
+                    self.leaving = ctx
+                        .config
+                        .target_session_attrs
+                        .accepts(self.server.in_hot_standby, self.server.read_only)
+                        == Some(false);
+                }
                 if self.read_head == start {
                     self.read_head = self.scan;
                 }
@@ -499,6 +589,17 @@ impl Connection {
                         "server ended the session: {}",
                         error.message
                     )));
+                }
+                if error.code == READ_ONLY_SQL_TRANSACTION
+                    && ctx.config.target_session_attrs.needs_check()
+                {
+                    // Nothing of the request was done: its caller hears
+                    // "unavailable", and the pool looks for the primary.
+                    self.server.read_only = Some(true);
+                    return Err(ConnectionError::not_writable(
+                        &self.server,
+                        "a write was refused:",
+                    ));
                 }
                 if self.answer_error_at.is_none() {
                     self.answer_error_at = Some(start);
@@ -560,6 +661,9 @@ impl Connection {
         on_reply(pending.tag, reply);
         self.answer_error_at = None;
         self.read_head = self.scan;
+        if self.leaving {
+            return Err(ConnectionError::not_writable(&self.server, "now"));
+        }
         Ok(())
     }
 
@@ -571,7 +675,11 @@ impl Connection {
     ) -> Result<(), ConnectionError> {
         let body = &self.read_buf[body];
         match tag {
-            tag::NOTICE_RESPONSE | tag::PARAMETER_STATUS => return Ok(()),
+            tag::PARAMETER_STATUS => {
+                self.server.note(body)?;
+                return Ok(());
+            }
+            tag::NOTICE_RESPONSE => return Ok(()),
             tag::BACKEND_KEY_DATA => {
                 self.backend_key = Some(backend::backend_key(body)?);
                 return Ok(());
@@ -587,16 +695,47 @@ impl Connection {
                 }
             }
             Phase::Starting if tag == tag::READY_FOR_QUERY => {
-                self.phase = if ctx.statements.is_empty() {
-                    Phase::Ready
-                } else {
-                    encode_prepares(ctx.statements, &mut self.write_buf)?;
-                    Phase::Preparing {
-                        statement: 0,
-                        step: PrepareStep::ParseComplete,
+                let attrs = ctx.config.target_session_attrs;
+                match attrs.accepts(self.server.in_hot_standby, self.server.read_only) {
+                    Some(true) => self.start_preparing(ctx)?,
+                    Some(false) => {
+                        return Err(ConnectionError::not_writable(&self.server, "at startup"))
                     }
-                };
+                    None => {
+                        frontend::query(CHECK_WRITABLE_SQL, &mut self.write_buf)?;
+                        self.phase = Phase::Checking { seen: false };
+                    }
+                }
             }
+            Phase::Checking { seen } => match tag {
+                tag::ROW_DESCRIPTION | tag::COMMAND_COMPLETE => {}
+                tag::DATA_ROW if !*seen => {
+                    *seen = true;
+                    let mut columns = backend::DataRowColumns::new(body);
+                    let mut next = || -> Result<Option<bool>, ProtocolError> {
+                        let value = columns.next().transpose()?.flatten();
+                        Ok(value.and_then(backend::text_bool))
+                    };
+                    self.server.in_hot_standby = next()?;
+                    self.server.read_only = next()?;
+                }
+                tag::READY_FOR_QUERY if *seen => {
+                    let attrs = ctx.config.target_session_attrs;
+                    if attrs.accepts(self.server.in_hot_standby, self.server.read_only)
+                        != Some(true)
+                    {
+                        return Err(ConnectionError::not_writable(&self.server, "asked,"));
+                    }
+                    self.start_preparing(ctx)?;
+                }
+                _ => {
+                    return Err(ProtocolError::new(format!(
+                        "unexpected message {:?} while checking the server's state",
+                        tag as char
+                    ))
+                    .into())
+                }
+            },
             Phase::Preparing { statement, step } => {
                 if let Some(next) = check_prepare(tag, body, statement, step, ctx.statements)? {
                     self.phase = next;
@@ -610,6 +749,21 @@ impl Connection {
                 .into())
             }
         }
+        Ok(())
+    }
+}
+
+impl Connection {
+    fn start_preparing(&mut self, ctx: &Context<'_>) -> Result<(), ConnectionError> {
+        self.phase = if ctx.statements.is_empty() {
+            Phase::Ready
+        } else {
+            encode_prepares(ctx.statements, &mut self.write_buf)?;
+            Phase::Preparing {
+                statement: 0,
+                step: PrepareStep::ParseComplete,
+            }
+        };
         Ok(())
     }
 }

@@ -30,4 +30,4 @@ pub use connection::ConnectionError;
 pub use pool::{Pool, PoolConfig, PoolStats};
 pub use reply::{Refused, Reply, Row, Rows};
 pub use types::{oid, Param, Statement, StatementId};
-pub use url::{ConnectConfig, Endpoint};
+pub use url::{ConnectConfig, Endpoint, SessionAttrs};

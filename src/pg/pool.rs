@@ -27,6 +27,14 @@
 //! get `Reply::Unavailable` and it reconnects after a capped exponential
 //! backoff with jitter. The pool never gives up and never blocks the loop,
 //! with one exception documented on `resolve`.
+//!
+//! Several hosts (`DATABASE_URL` lists them; `target_session_attrs` says
+//! which will do, see `pg::url`): each slot tries them in turn, the next at
+//! once after a failure, and backs off only once every host has failed in a
+//! row. A server that is not writable when the URL asks for one fails like
+//! any other, so after a failover the slots that lost the old primary walk
+//! on to the promoted standby by themselves; and as soon as one connection
+//! is ready on a host, the slots waiting out a backoff try that host at once.
 
 use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
@@ -87,7 +95,13 @@ struct Slot {
     /// A CancelRequest on its way (mio token: the slot's, plus the pool size).
     cancel: Option<CancelRequest>,
     retry_at: Instant,
+    /// Rounds over every host that failed in a row (the backoff's exponent).
     consecutive_failures: u32,
+    /// The host (`ConnectConfig::endpoints` index) of the connection, or of
+    /// the next attempt.
+    host: usize,
+    /// Hosts that failed in the current round.
+    round_failures: usize,
 }
 
 /// A request waiting for a pipeline slot; its encoded bytes are the next
@@ -117,7 +131,8 @@ pub struct Pool {
     slots: Vec<Slot>,
     waiting: VecDeque<Waiting>,
     waiting_bytes: BytesMut,
-    resolved: Option<SocketAddr>,
+    /// The address each host resolved to last (see `resolve`).
+    resolved: Vec<Option<SocketAddr>>,
     last_error: Option<String>,
     reconnects: u64,
     cancels_sent: u64,
@@ -135,6 +150,8 @@ impl Pool {
         now: Instant,
     ) -> Pool {
         assert!(config.size > 0 && config.pipeline_depth_max > 0);
+        let hosts = connect.endpoints.len();
+        assert!(hosts > 0, "ConnectConfig::from_url lists at least one host");
         let slots = (0..config.size)
             .map(|_| Slot {
                 connection: None,
@@ -142,6 +159,8 @@ impl Pool {
                 cancel: None,
                 retry_at: now,
                 consecutive_failures: 0,
+                host: 0,
+                round_failures: 0,
             })
             .collect();
         Pool {
@@ -151,7 +170,7 @@ impl Pool {
             slots,
             waiting: VecDeque::with_capacity(config.wait_queue_max),
             waiting_bytes: BytesMut::with_capacity(config::PG_WAIT_QUEUE_BYTES_INITIAL),
-            resolved: None,
+            resolved: vec![None; hosts],
             last_error: None,
             reconnects: 0,
             cancels_sent: 0,
@@ -258,7 +277,8 @@ impl Pool {
         if index >= self.slots.len() {
             return self.on_cancel_event(index - self.slots.len(), registry);
         }
-        let readable = event.is_readable() || event.is_read_closed() || event.is_error();
+        let read_closed = event.is_read_closed() || event.is_error();
+        let readable = event.is_readable() || read_closed;
         let Some(connection) = self.slots[index].connection.as_mut() else {
             return; // a stale event for a connection closed earlier this turn
         };
@@ -268,24 +288,14 @@ impl Pool {
             statements: self.statements,
             now,
         };
-        let result = connection.on_event(readable, event.is_writable(), &ctx, on_reply);
+        let result =
+            connection.on_event(readable, read_closed, event.is_writable(), &ctx, on_reply);
         if let Err(e) = result {
             self.fail(index, registry, now, &e.0, on_reply);
             return;
         }
         if !was_ready && connection.is_ready() {
-            let slot = &mut self.slots[index];
-            log::event(
-                "db_connected",
-                &[
-                    ("slot", Value::Int(index as i64)),
-                    (
-                        "failed_attempts",
-                        Value::Int(slot.consecutive_failures.into()),
-                    ),
-                ],
-            );
-            slot.consecutive_failures = 0;
+            self.on_connected(index, now);
         }
         self.move_waiting(now);
     }
@@ -454,6 +464,39 @@ impl Pool {
         }
     }
 
+    /// Slot `index` has a ready session: its host is where the others
+    /// should look too, those waiting out a backoff at once.
+    fn on_connected(&mut self, index: usize, now: Instant) {
+        let host = self.slots[index].host;
+        let slot = &mut self.slots[index];
+        log::event(
+            "db_connected",
+            &[
+                ("slot", Value::Int(index as i64)),
+                (
+                    "host",
+                    Value::Str(&self.connect.endpoints[host].to_string()),
+                ),
+                (
+                    "failed_attempts",
+                    Value::Int(slot.consecutive_failures.into()),
+                ),
+            ],
+        );
+        slot.consecutive_failures = 0;
+        slot.round_failures = 0;
+        if self.connect.endpoints.len() == 1 {
+            return;
+        }
+        for other in &mut self.slots {
+            if other.connection.is_none() {
+                other.host = host;
+                other.round_failures = 0;
+                other.retry_at = other.retry_at.min(now);
+            }
+        }
+    }
+
     fn open(
         &mut self,
         index: usize,
@@ -490,12 +533,14 @@ impl Pool {
     }
 
     fn target(&self, address: ResolvedTarget) -> Target<'_> {
-        match (address, &self.connect.endpoint) {
-            (ResolvedTarget::Tcp(addr), _) => Target::Tcp(addr),
-            (ResolvedTarget::Unix, Endpoint::Unix(path)) => Target::Unix(path),
-            (ResolvedTarget::Unix, Endpoint::Tcp { .. }) => {
-                unreachable!("resolve returns Unix only for Unix endpoints")
-            }
+        match address {
+            ResolvedTarget::Tcp(addr) => Target::Tcp(addr),
+            ResolvedTarget::Unix(host) => match &self.connect.endpoints[host] {
+                Endpoint::Unix(path) => Target::Unix(path),
+                Endpoint::Tcp { .. } => {
+                    unreachable!("resolve returns Unix only for Unix endpoints")
+                }
+            },
         }
     }
 
@@ -574,15 +619,15 @@ impl Pool {
     /// the database is unreachable anyway. IP literals and Unix sockets never
     /// resolve.
     fn resolve(&mut self, index: usize) -> Result<ResolvedTarget, String> {
-        let Endpoint::Tcp { host, port } = &self.connect.endpoint else {
-            return Ok(ResolvedTarget::Unix);
+        let slot = &self.slots[index];
+        let Endpoint::Tcp { host, port } = &self.connect.endpoints[slot.host] else {
+            return Ok(ResolvedTarget::Unix(slot.host));
         };
         if let Ok(ip) = host.parse::<IpAddr>() {
             return Ok(ResolvedTarget::Tcp(SocketAddr::new(ip, *port)));
         }
-        let stale =
-            self.slots[index].consecutive_failures >= config::PG_RESOLVE_AGAIN_AFTER_FAILURES;
-        if let (Some(addr), false) = (self.resolved, stale) {
+        let stale = slot.consecutive_failures >= config::PG_RESOLVE_AGAIN_AFTER_FAILURES;
+        if let (Some(addr), false) = (self.resolved[slot.host], stale) {
             return Ok(ResolvedTarget::Tcp(addr));
         }
         let addr = (host.as_str(), *port)
@@ -590,13 +635,14 @@ impl Pool {
             .map_err(|e| format!("cannot resolve {host}: {e}"))?
             .next()
             .ok_or_else(|| format!("{host} has no address"))?;
-        self.resolved = Some(addr);
+        self.resolved[slot.host] = Some(addr);
         Ok(ResolvedTarget::Tcp(addr))
     }
 
     /// Closes slot `index`, fails what was pending on it, schedules the
-    /// reconnect. When no connection is left, waiting requests fail too:
-    /// callers should hear "unavailable" now, not after a backoff.
+    /// reconnect: to the next host at once, or, when every host failed in a
+    /// row, after the backoff. When no connection is left, waiting requests
+    /// fail too: callers should hear "unavailable" now, not after a backoff.
     #[cold]
     fn fail(
         &mut self,
@@ -614,21 +660,36 @@ impl Pool {
                 on_reply(pending.tag, Reply::Unavailable);
             }
         }
-        slot.consecutive_failures = slot.consecutive_failures.saturating_add(1);
-        let delay = backoff(
-            slot.consecutive_failures,
-            self.config.reconnect_delay_min,
-            self.config.reconnect_delay_max,
-        );
+        let hosts = self.connect.endpoints.len();
+        let failed_host = slot.host;
+        slot.host = (slot.host + 1) % hosts;
+        slot.round_failures = if was_ready {
+            1
+        } else {
+            slot.round_failures + 1
+        };
+        let first_round = slot.consecutive_failures == 0;
+        let delay = if slot.round_failures < hosts {
+            Duration::ZERO
+        } else {
+            slot.round_failures = 0;
+            slot.consecutive_failures = slot.consecutive_failures.saturating_add(1);
+            backoff(
+                slot.consecutive_failures,
+                self.config.reconnect_delay_min,
+                self.config.reconnect_delay_max,
+            )
+        };
         slot.retry_at = now + delay;
         self.reconnects += 1;
-        // One line per lost session, then only every few failed attempts, so
-        // an outage does not flood the log.
+        // One line per lost session and per host of the first round, then
+        // only every few rounds, so an outage does not flood the log.
         if was_ready
-            || slot.consecutive_failures == 1
-            || slot
-                .consecutive_failures
-                .is_multiple_of(config::PG_RECONNECT_LOG_EVERY)
+            || first_round
+            || (!delay.is_zero()
+                && slot
+                    .consecutive_failures
+                    .is_multiple_of(config::PG_RECONNECT_LOG_EVERY))
         {
             log::event(
                 if was_ready {
@@ -638,6 +699,10 @@ impl Pool {
                 },
                 &[
                     ("slot", Value::Int(index as i64)),
+                    (
+                        "host",
+                        Value::Str(&self.connect.endpoints[failed_host].to_string()),
+                    ),
                     ("reason", Value::Str(reason)),
                     ("retry_ms", Value::Int(delay.as_millis() as i64)),
                     ("attempt", Value::Int(slot.consecutive_failures.into())),
@@ -672,7 +737,8 @@ fn cancel_failed(index: usize, error: &str) {
 #[derive(Debug, Clone, Copy)]
 enum ResolvedTarget {
     Tcp(SocketAddr),
-    Unix,
+    /// The Unix socket of host `.0` (an index into the endpoints).
+    Unix(usize),
 }
 
 /// `min * 2^(failures-1)`, capped at `max`, plus up to

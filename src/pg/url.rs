@@ -3,12 +3,23 @@
 //! socket (libpq's convention: a `host` starting with `/` is a directory).
 //! `require_auth` lists the authentication methods accepted (libpq's
 //! parameter, see `pg::auth`); without it, SCRAM-SHA-256 only.
+//!
+//! Several hosts, libpq's syntax and meaning: `postgres://u:p@h1:5432,h2:5433/db`
+//! (or `?host=h1,h2&port=5432,5433`; one port applies to every host) are
+//! tried in order, and `target_session_attrs` says which server will do:
+//! `any` (the default: the first that accepts the session), `read-write`
+//! (one that is not a hot standby and whose transactions are not read-only
+//! by default) or `primary` (one that is not a hot standby). The API writes,
+//! so the values that ask for a standby are refused.
 
 use std::path::PathBuf;
 
 use crate::pg::auth::Methods;
 
 const DEFAULT_PORT: u16 = 5432;
+
+/// At most this many hosts in one URL: a failover group is two or three.
+pub const HOSTS_MAX: usize = 8;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Endpoint {
@@ -20,9 +31,68 @@ pub enum Endpoint {
     Unix(PathBuf),
 }
 
+impl std::fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Endpoint::Tcp { host, port } if host.contains(':') => write!(f, "[{host}]:{port}"),
+            Endpoint::Tcp { host, port } => write!(f, "{host}:{port}"),
+            Endpoint::Unix(path) => write!(f, "{}", path.display()),
+        }
+    }
+}
+
+/// libpq's `target_session_attrs`, the values a writing client can use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SessionAttrs {
+    /// Any server that accepts the session.
+    Any,
+    /// Not a hot standby, and `default_transaction_read_only` off.
+    ReadWrite,
+    /// Not a hot standby.
+    Primary,
+}
+
+impl SessionAttrs {
+    fn parse(value: &str) -> Result<SessionAttrs, String> {
+        match value {
+            "any" => Ok(SessionAttrs::Any),
+            "read-write" => Ok(SessionAttrs::ReadWrite),
+            "primary" => Ok(SessionAttrs::Primary),
+            "read-only" | "standby" | "prefer-standby" => Err(format!(
+                "target_session_attrs={value} in DATABASE_URL: the API writes, so it needs \
+                 read-write, primary or any"
+            )),
+            _ => Err(format!(
+                "unknown target_session_attrs {value:?} in DATABASE_URL (any, read-write or primary)"
+            )),
+        }
+    }
+
+    /// Whether a server must be checked before the session is used.
+    pub fn needs_check(self) -> bool {
+        self != SessionAttrs::Any
+    }
+
+    /// Whether a server in this state will do. `None`: the server did not
+    /// say (before PostgreSQL 14 neither setting is reported).
+    pub fn accepts(self, in_hot_standby: Option<bool>, read_only: Option<bool>) -> Option<bool> {
+        match self {
+            SessionAttrs::Any => Some(true),
+            SessionAttrs::Primary => in_hot_standby.map(|standby| !standby),
+            SessionAttrs::ReadWrite => match (in_hot_standby, read_only) {
+                (Some(true), _) | (_, Some(true)) => Some(false),
+                (Some(false), Some(false)) => Some(true),
+                _ => None,
+            },
+        }
+    }
+}
+
 #[derive(Clone, PartialEq, Eq)]
 pub struct ConnectConfig {
-    pub endpoint: Endpoint,
+    /// Tried in this order; never empty, at most [`HOSTS_MAX`].
+    pub endpoints: Vec<Endpoint>,
+    pub target_session_attrs: SessionAttrs,
     pub user: String,
     pub password: Option<String>,
     pub database: String,
@@ -38,7 +108,8 @@ pub const REDACTED: &str = "***";
 impl std::fmt::Debug for ConnectConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ConnectConfig")
-            .field("endpoint", &self.endpoint)
+            .field("endpoints", &self.endpoints)
+            .field("target_session_attrs", &self.target_session_attrs)
             .field("user", &self.user)
             .field("password", &self.password.as_ref().map(|_| REDACTED))
             .field("database", &self.database)
@@ -65,7 +136,8 @@ pub fn redact_url(url: &str) -> String {
 
 impl ConnectConfig {
     /// Parses a `postgres://` or `postgresql://` URL. Query parameters other
-    /// than `host`, `port`, `application_name` and `require_auth` are ignored.
+    /// than `host`, `port`, `application_name`, `require_auth` and
+    /// `target_session_attrs` are ignored.
     pub fn from_url(url: &str) -> Result<ConnectConfig, String> {
         let rest = url
             .strip_prefix("postgres://")
@@ -79,7 +151,7 @@ impl ConnectConfig {
             Some((a, d)) => (a, percent_decode(d)?),
             None => (before_query, String::new()),
         };
-        let (userinfo, hostport) = match authority.rsplit_once('@') {
+        let (userinfo, hostports) = match authority.rsplit_once('@') {
             Some((u, h)) => (u, h),
             None => ("", authority),
         };
@@ -87,17 +159,30 @@ impl ConnectConfig {
             Some((u, p)) => (percent_decode(u)?, Some(percent_decode(p)?)),
             None => (percent_decode(userinfo)?, None),
         };
-        let (mut host, mut port) = split_host_port(hostport)?;
+        let mut hosts = Vec::new();
+        let mut ports = Vec::new();
+        for hostport in hostports.split(',') {
+            let (host, port) = split_host_port(hostport)?;
+            hosts.push(host);
+            ports.push(port);
+        }
         let mut application_name = String::from("flashsale");
         let mut require_auth = Methods::DEFAULT;
+        let mut target_session_attrs = SessionAttrs::Any;
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
             let value = percent_decode(value)?;
             match key {
-                "host" => host = value,
-                "port" => port = Some(parse_port(&value)?),
+                "host" => hosts = value.split(',').map(str::to_string).collect(),
+                "port" => {
+                    ports = value
+                        .split(',')
+                        .map(|p| parse_port(p).map(Some))
+                        .collect::<Result<_, _>>()?
+                }
                 "application_name" => application_name = value,
                 "require_auth" => require_auth = Methods::parse(&value)?,
+                "target_session_attrs" => target_session_attrs = SessionAttrs::parse(&value)?,
                 _ => {}
             }
         }
@@ -111,16 +196,9 @@ impl ConnectConfig {
         } else {
             database
         };
-        let port = port.unwrap_or(DEFAULT_PORT);
-        let endpoint = if host.starts_with('/') {
-            Endpoint::Unix(PathBuf::from(host).join(format!(".s.PGSQL.{port}")))
-        } else if host.is_empty() {
-            return Err("DATABASE_URL has no host".into());
-        } else {
-            Endpoint::Tcp { host, port }
-        };
         Ok(ConnectConfig {
-            endpoint,
+            endpoints: endpoints(hosts, ports)?,
+            target_session_attrs,
             user,
             password,
             database,
@@ -128,6 +206,40 @@ impl ConnectConfig {
             require_auth,
         })
     }
+}
+
+/// Pairs hosts with ports as libpq does: one port for every host, or one
+/// each.
+fn endpoints(hosts: Vec<String>, ports: Vec<Option<u16>>) -> Result<Vec<Endpoint>, String> {
+    if hosts.len() > HOSTS_MAX {
+        return Err(format!(
+            "DATABASE_URL lists {} hosts; at most {HOSTS_MAX}",
+            hosts.len()
+        ));
+    }
+    if ports.len() != 1 && ports.len() != hosts.len() {
+        return Err(format!(
+            "DATABASE_URL lists {} hosts and {} ports: give one port, or one per host",
+            hosts.len(),
+            ports.len()
+        ));
+    }
+    hosts
+        .into_iter()
+        .enumerate()
+        .map(|(i, host)| {
+            let port = ports[if ports.len() == 1 { 0 } else { i }].unwrap_or(DEFAULT_PORT);
+            if host.starts_with('/') {
+                Ok(Endpoint::Unix(
+                    PathBuf::from(host).join(format!(".s.PGSQL.{port}")),
+                ))
+            } else if host.is_empty() {
+                Err("DATABASE_URL has no host (or an empty one in its list)".into())
+            } else {
+                Ok(Endpoint::Tcp { host, port })
+            }
+        })
+        .collect()
 }
 
 fn split_host_port(hostport: &str) -> Result<(String, Option<u16>), String> {
@@ -191,7 +303,7 @@ mod tests {
     #[test]
     fn parses_tcp_urls() {
         let c = ConnectConfig::from_url("postgres://app:s3cret@db:5433/flashsale").unwrap();
-        assert_eq!(c.endpoint, tcp("db", 5433));
+        assert_eq!(c.endpoints, [tcp("db", 5433)]);
         assert_eq!(
             (c.user.as_str(), c.password.as_deref()),
             ("app", Some("s3cret"))
@@ -199,11 +311,12 @@ mod tests {
         assert_eq!(c.database, "flashsale");
 
         let c = ConnectConfig::from_url("postgresql://u@127.0.0.1/d").unwrap();
-        assert_eq!(c.endpoint, tcp("127.0.0.1", 5432));
+        assert_eq!(c.endpoints, [tcp("127.0.0.1", 5432)]);
         assert_eq!(c.password, None);
 
         let c = ConnectConfig::from_url("postgres://u:p@[::1]:6000/d").unwrap();
-        assert_eq!(c.endpoint, tcp("::1", 6000));
+        assert_eq!(c.endpoints, [tcp("::1", 6000)]);
+        assert_eq!(c.target_session_attrs, SessionAttrs::Any);
     }
 
     #[test]
@@ -225,11 +338,11 @@ mod tests {
     fn parses_unix_socket_urls() {
         let c = ConnectConfig::from_url("postgres://u:p@/db?host=/run/postgresql").unwrap();
         assert_eq!(
-            c.endpoint,
-            Endpoint::Unix("/run/postgresql/.s.PGSQL.5432".into())
+            c.endpoints,
+            [Endpoint::Unix("/run/postgresql/.s.PGSQL.5432".into())]
         );
         let c = ConnectConfig::from_url("postgres://u@/db?host=%2Ftmp%2Fs&port=6543").unwrap();
-        assert_eq!(c.endpoint, Endpoint::Unix("/tmp/s/.s.PGSQL.6543".into()));
+        assert_eq!(c.endpoints, [Endpoint::Unix("/tmp/s/.s.PGSQL.6543".into())]);
         let c = ConnectConfig::from_url("postgres://u@/db?host=/s&application_name=x").unwrap();
         assert_eq!(c.application_name, "x");
     }
@@ -266,6 +379,79 @@ mod tests {
             assert!(error.contains("require_auth"), "{list}: {error}");
             assert!(!error.contains("s3cret"), "{error}");
         }
+    }
+
+    #[test]
+    fn lists_several_hosts_as_libpq_does() {
+        let c = ConnectConfig::from_url(
+            "postgres://u:p@db-1:5432,db-2:5433/d?target_session_attrs=read-write",
+        )
+        .unwrap();
+        assert_eq!(c.endpoints, [tcp("db-1", 5432), tcp("db-2", 5433)]);
+        assert_eq!(c.target_session_attrs, SessionAttrs::ReadWrite);
+        assert_eq!(c.database, "d");
+
+        let c = ConnectConfig::from_url("postgres://u@a,[::1]:6000,b:7/d").unwrap();
+        assert_eq!(c.endpoints, [tcp("a", 5432), tcp("::1", 6000), tcp("b", 7)]);
+        assert_eq!(c.endpoints[1].to_string(), "[::1]:6000");
+
+        // Query parameters: one port for every host, or one each.
+        let c = ConnectConfig::from_url("postgres://u@/d?host=x,y&port=6000").unwrap();
+        assert_eq!(c.endpoints, [tcp("x", 6000), tcp("y", 6000)]);
+        let c = ConnectConfig::from_url("postgres://u@/d?host=x,%2Fs&port=1,2").unwrap();
+        assert_eq!(
+            c.endpoints,
+            [tcp("x", 1), Endpoint::Unix("/s/.s.PGSQL.2".into())]
+        );
+        let c = ConnectConfig::from_url("postgres://u@h/d?target_session_attrs=primary").unwrap();
+        assert_eq!(c.target_session_attrs, SessionAttrs::Primary);
+        let c = ConnectConfig::from_url("postgres://u@h/d?target_session_attrs=any").unwrap();
+        assert_eq!(c.target_session_attrs, SessionAttrs::Any);
+    }
+
+    #[test]
+    fn refuses_host_lists_it_cannot_pair_and_attrs_for_standbys() {
+        for (url, says) in [
+            ("postgres://u@a,b,c/d?port=1,2", "3 hosts and 2 ports"),
+            ("postgres://u@a,,c/d", "no host"),
+            ("postgres://u@a,b/d?port=1,x", "invalid port"),
+            (
+                "postgres://u@a/d?target_session_attrs=standby",
+                "the API writes",
+            ),
+            (
+                "postgres://u@a/d?target_session_attrs=read-only",
+                "the API writes",
+            ),
+            (
+                "postgres://u@a/d?target_session_attrs=prefer-standby",
+                "the API writes",
+            ),
+            (
+                "postgres://u@a/d?target_session_attrs=READ-WRITE",
+                "unknown",
+            ),
+            ("postgres://u@a,b,c,d,e,f,g,h,i/d", "at most 8"),
+        ] {
+            let error = ConnectConfig::from_url(url).expect_err(url);
+            assert!(error.contains(says), "{url}: {error}");
+        }
+    }
+
+    #[test]
+    fn a_server_will_do_by_what_it_reports() {
+        use SessionAttrs::*;
+        let (on, off) = (Some(true), Some(false));
+        assert_eq!(Any.accepts(on, on), Some(true));
+        assert_eq!(Primary.accepts(off, on), Some(true), "read-only primary");
+        assert_eq!(Primary.accepts(on, off), Some(false));
+        assert_eq!(Primary.accepts(None, off), None);
+        assert_eq!(ReadWrite.accepts(off, off), Some(true));
+        assert_eq!(ReadWrite.accepts(off, on), Some(false));
+        assert_eq!(ReadWrite.accepts(on, None), Some(false));
+        assert_eq!(ReadWrite.accepts(None, None), None);
+        assert_eq!(ReadWrite.accepts(off, None), None);
+        assert!(!Any.needs_check() && ReadWrite.needs_check() && Primary.needs_check());
     }
 
     #[test]

@@ -140,14 +140,7 @@ impl PgClusterBuilder {
         cluster.write_hba();
         cluster.make_socket_dir();
 
-        for attempt in 1..=PORT_ATTEMPTS {
-            cluster.port = free_port();
-            match cluster.spawn_server() {
-                Ok(()) => break,
-                Err(f) if f.port_in_use && attempt < PORT_ATTEMPTS => continue,
-                Err(f) => panic!("{}", cluster.failure_message("start", &f.reason)),
-            }
-        }
+        cluster.spawn_on_a_free_port();
         cluster.create_app_role();
         cluster
     }
@@ -367,7 +360,77 @@ impl PgCluster {
         }
     }
 
+    /// A streaming hot standby of this cluster, started on its own free
+    /// port: `pg_basebackup -R` over the unix socket (it writes
+    /// `primary_conninfo` and `standby.signal`), same auth and settings;
+    /// roles and data come from the primary. For a synchronous standby, set
+    /// the primary's `synchronous_standby_names` afterwards (before, every
+    /// commit would wait for a standby that is not there yet).
+    pub fn start_standby(&self) -> PgCluster {
+        let base = make_base_dir(self.run_as);
+        let mut standby = PgCluster {
+            auth: self.auth,
+            settings: self.settings.clone(),
+            data: base.join("data"),
+            sock: base.join("sock"),
+            log: base.join("postgres.log"),
+            base,
+            bin_dir: self.bin_dir.clone(),
+            psql_bin: self.psql_bin.clone(),
+            run_as: self.run_as,
+            port: 0,
+            child: Mutex::new(None),
+        };
+        let mut cmd = standby.server_command(&self.bin_dir.join("pg_basebackup"));
+        cmd.arg("-D")
+            .arg(&standby.data)
+            .arg("-h")
+            .arg(&self.sock)
+            .arg("-p")
+            .arg(self.port.to_string())
+            .args([
+                "-U",
+                SUPERUSER,
+                "-R",
+                "-X",
+                "stream",
+                "-c",
+                "fast",
+                "--no-sync",
+            ]);
+        if let Err(e) = run_capture(cmd, None) {
+            panic!("pg_basebackup from port {} failed: {e}", self.port);
+        }
+        standby.make_socket_dir();
+        standby.spawn_on_a_free_port();
+        standby
+    }
+
+    /// Promotes a standby and waits until it accepts writes.
+    pub fn promote(&self) {
+        let promoted = self
+            .superuser_psql("postgres", "SELECT pg_promote(true, 30)")
+            .unwrap_or_else(|e| panic!("{}", self.failure_message("promote", &e)));
+        assert_eq!(promoted, "t", "pg_promote on port {}", self.port);
+    }
+
+    /// Whether the server is a standby (`pg_is_in_recovery()`).
+    pub fn is_in_recovery(&self) -> bool {
+        self.psql("SELECT pg_is_in_recovery()") == "t"
+    }
+
     // ---- internals ----
+
+    fn spawn_on_a_free_port(&mut self) {
+        for attempt in 1..=PORT_ATTEMPTS {
+            self.port = free_port();
+            match self.spawn_server() {
+                Ok(()) => return,
+                Err(f) if f.port_in_use && attempt < PORT_ATTEMPTS => continue,
+                Err(f) => panic!("{}", self.failure_message("start", &f.reason)),
+            }
+        }
+    }
 
     fn child_slot(&mut self) -> &mut Option<Child> {
         self.child.get_mut().unwrap_or_else(|e| e.into_inner())
@@ -415,6 +478,7 @@ impl PgCluster {
         let text = format!(
             "# Written by tests/support/cluster.rs ({:?}).\n\
              local all {SUPERUSER} trust\n\
+             local replication {SUPERUSER} trust\n\
              local all all {m}\n\
              host all all 127.0.0.1/32 {m}\n",
             self.auth

@@ -4,6 +4,7 @@
 
 pub mod cluster;
 pub mod holds;
+pub mod pool_driver;
 pub mod race;
 pub mod sales;
 pub mod server;
