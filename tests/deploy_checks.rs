@@ -225,8 +225,11 @@ struct Compose {
 
 impl Compose {
     fn load() -> Compose {
+        Compose::load_file("docker-compose.yml")
+    }
+    fn load_file(rel: &str) -> Compose {
         Compose {
-            entries: flatten_yaml(&read("docker-compose.yml")),
+            entries: flatten_yaml(&read(rel)),
         }
     }
     fn get(&self, key: &str) -> Option<&str> {
@@ -656,10 +659,9 @@ fn stack(args: &[&str], state_dir: Option<&Path>) -> String {
     String::from_utf8(out.stdout).expect("utf-8")
 }
 
-#[test]
-fn stack_script_reads_what_this_test_reads() {
-    let compose = Compose::load();
-    let flat = stack(&["flatten"], None);
+/// perf/stack's YAML reader sees `file` as this test's parse of it.
+fn assert_stack_reads_as_we_do(compose: &Compose, file: &str) {
+    let flat = stack(&["flatten", repo().join(file).to_str().unwrap()], None);
     let ours: Vec<String> = compose
         .entries
         .iter()
@@ -668,8 +670,34 @@ fn stack_script_reads_what_this_test_reads() {
     assert_eq!(
         flat.lines().collect::<Vec<_>>(),
         ours,
-        "perf/stack's YAML reader disagrees with this test's"
+        "perf/stack's YAML reader disagrees with this test's on {file}"
     );
+}
+
+/// The words after `limit` of a `perf/stack config` line, checked against
+/// the compose file's limits; returns the service.
+fn checked_limit<'a>(compose: &Compose, mut words: impl Iterator<Item = &'a str>) -> String {
+    let service = words.next().unwrap();
+    let kv: BTreeMap<&str, &str> = words.filter_map(|w| w.split_once('=')).collect();
+    let quota = (compose.cpus(service) * 100_000.0).round() as u64;
+    assert_eq!(
+        kv["quota_us"].parse::<u64>().unwrap(),
+        quota,
+        "{service} quota"
+    );
+    assert_eq!(kv["period_us"], "100000");
+    assert_eq!(
+        kv["memory_bytes"].parse::<u64>().unwrap(),
+        compose.memory_bytes(service),
+        "{service} memory"
+    );
+    service.to_string()
+}
+
+#[test]
+fn stack_script_reads_what_this_test_reads() {
+    let compose = Compose::load();
+    assert_stack_reads_as_we_do(&compose, "docker-compose.yml");
 
     let config = stack(&["config"], None);
     let mut limits = 0;
@@ -678,20 +706,7 @@ fn stack_script_reads_what_this_test_reads() {
         let mut words = line.split_whitespace();
         match words.next() {
             Some("limit") => {
-                let service = words.next().unwrap();
-                let kv: BTreeMap<&str, &str> = words.filter_map(|w| w.split_once('=')).collect();
-                let quota = (compose.cpus(service) * 100_000.0).round() as u64;
-                assert_eq!(
-                    kv["quota_us"].parse::<u64>().unwrap(),
-                    quota,
-                    "{service} quota"
-                );
-                assert_eq!(kv["period_us"], "100000");
-                assert_eq!(
-                    kv["memory_bytes"].parse::<u64>().unwrap(),
-                    compose.memory_bytes(service),
-                    "{service} memory"
-                );
+                checked_limit(&compose, words);
                 limits += 1;
             }
             Some("pg_flag") => pg_flags.push(words.next().unwrap().to_string()),
@@ -2094,4 +2109,284 @@ fn nginx_access_log_lines_are_json() {
     ] {
         let _ = parsed.get(key);
     }
+}
+
+// ---- docker-compose.ha.yml: the high-availability database tier ----------------------
+
+const HA_FILE: &str = "docker-compose.ha.yml";
+const HA_SERVICES: [&str; 6] = ["monitor", "db-1", "db-2", "api-01", "api-02", "lb"];
+const HA_DATA_NODES: [&str; 2] = ["db-1", "db-2"];
+/// What pg_auto_failover sets on the data nodes for replication: the db
+/// service's values for these (minimal WAL, no senders) must not be copied.
+const REPLICATION_SETTINGS: [&str; 4] = [
+    "wal_level",
+    "max_wal_senders",
+    "hot_standby",
+    "synchronous_standby_names",
+];
+
+/// A service's `command: [postgres, --name=value ...]` as (name, value).
+fn command_settings(compose: &Compose, service: &str) -> Vec<(String, String)> {
+    let args = compose.list(&format!("services.{service}.command"));
+    assert_eq!(
+        args.first(),
+        Some(&"postgres"),
+        "{service}: command must start with `postgres`"
+    );
+    args[1..]
+        .iter()
+        .map(|a| {
+            let setting = a
+                .strip_prefix("--")
+                .unwrap_or_else(|| panic!("{service}: {a:?} is not --name=value"));
+            let (n, v) = setting
+                .split_once('=')
+                .unwrap_or_else(|| panic!("{service}: {a:?} is not --name=value"));
+            (n.to_string(), v.to_string())
+        })
+        .collect()
+}
+
+/// A service's entries with the `services.NAME.` prefix removed.
+fn service_entries(compose: &Compose, name: &str) -> Vec<(String, String)> {
+    let prefix = format!("services.{name}.");
+    compose
+        .entries
+        .iter()
+        .filter_map(|(k, v)| Some((k.strip_prefix(&prefix)?.to_string(), v.clone())))
+        .collect()
+}
+
+#[test]
+fn ha_compose_has_the_monitor_two_data_nodes_and_the_challenge_services() {
+    let compose = Compose::load_file(HA_FILE);
+    let mut got = compose.services();
+    got.sort();
+    let mut want: Vec<String> = HA_SERVICES.iter().map(|s| s.to_string()).collect();
+    want.sort();
+    assert_eq!(got, want);
+    for s in HA_SERVICES {
+        let listed = compose
+            .list(&format!("services.{s}.networks"))
+            .contains(&"flashsale");
+        let mapped = compose.has_prefix(&format!("services.{s}.networks.flashsale"));
+        assert!(listed || mapped, "{s} is not on the flashsale network");
+    }
+    assert_eq!(compose.get("networks.flashsale.name"), Some("flashsale"));
+}
+
+#[test]
+fn ha_compose_limits_data_nodes_as_the_db_and_a_small_monitor() {
+    let ha = Compose::load_file(HA_FILE);
+    let single = Compose::load();
+    for s in HA_SERVICES {
+        assert!(
+            ha.cpus(s) > 0.0 && ha.memory_bytes(s) > 0,
+            "{s}: limits must be positive"
+        );
+    }
+    // Each data node is a machine of its own, sized as the single db.
+    for node in HA_DATA_NODES {
+        assert_eq!(ha.cpus(node), single.cpus("db"), "{node} cpus");
+        assert_eq!(
+            ha.memory_bytes(node),
+            single.memory_bytes("db"),
+            "{node} memory"
+        );
+    }
+    // The challenge's services keep their limits.
+    for s in ["api-01", "api-02", "lb"] {
+        assert_eq!(ha.cpus(s), single.cpus(s), "{s} cpus");
+        assert_eq!(ha.memory_bytes(s), single.memory_bytes(s), "{s} memory");
+    }
+    assert!(ha.cpus("monitor") <= 0.2, "the monitor is small");
+    assert!(
+        ha.memory_bytes("monitor") <= 128 << 20,
+        "the monitor is small"
+    );
+    // The monitor's shared_buffers fit its limit with room for backends.
+    let monitor = command_settings(&ha, "monitor");
+    let shared = monitor
+        .iter()
+        .find(|(n, _)| n == "shared_buffers")
+        .map(|(_, v)| parse_bytes(v))
+        .expect(
+            "the monitor sets shared_buffers (pg_auto_failover sizes it from the host's memory)",
+        );
+    assert!(
+        shared * 4 <= ha.memory_bytes("monitor"),
+        "monitor shared_buffers"
+    );
+}
+
+#[test]
+fn ha_compose_api_instances_differ_only_in_name() {
+    let compose = Compose::load_file(HA_FILE);
+    assert_eq!(
+        service_entries(&compose, "api-01"),
+        service_entries(&compose, "api-02")
+    );
+}
+
+/// lb is docker-compose.yml's; the APIs too, but for the database URL and
+/// what they wait for.
+#[test]
+fn ha_compose_api_and_lb_are_those_of_docker_compose_yml() {
+    let ha = Compose::load_file(HA_FILE);
+    let single = Compose::load();
+    assert_eq!(service_entries(&ha, "lb"), service_entries(&single, "lb"));
+    let differs = |k: &str| k == "environment.DATABASE_URL" || k.starts_with("depends_on.");
+    for api in ["api-01", "api-02"] {
+        let strip = |c: &Compose| -> Vec<(String, String)> {
+            service_entries(c, api)
+                .into_iter()
+                .filter(|(k, _)| !differs(k))
+                .collect()
+        };
+        assert_eq!(strip(&ha), strip(&single), "{api}");
+        for node in HA_DATA_NODES {
+            assert_eq!(
+                ha.get(&format!("services.{api}.depends_on.{node}.condition")),
+                Some("service_healthy"),
+                "{api} waits for {node}"
+            );
+        }
+    }
+}
+
+#[test]
+fn ha_compose_api_url_lists_both_data_nodes_for_writes() {
+    let ha = Compose::load_file(HA_FILE);
+    let single = Compose::load();
+    let url = ha.env("api-01", "DATABASE_URL").expect("DATABASE_URL");
+    assert_eq!(
+        url,
+        "postgres://flashsale_api:flashsale-api@db-1:5432,db-2:5432/flashsale?target_session_attrs=read-write"
+    );
+    // Same role, password and database as the single-node stack.
+    let single_url = single.env("api-01", "DATABASE_URL").expect("DATABASE_URL");
+    let (single_auth, single_rest) = single_url.split_once('@').unwrap();
+    let (auth, rest) = url.split_once('@').unwrap();
+    assert_eq!(auth, single_auth);
+    let (hosts, path) = rest.split_once('/').unwrap();
+    assert_eq!(
+        hosts.split(',').collect::<Vec<_>>(),
+        ["db-1:5432", "db-2:5432"]
+    );
+    let (db, query) = path.split_once('?').unwrap();
+    assert_eq!(db, single_rest.split_once('/').unwrap().1);
+    assert!(query
+        .split('&')
+        .any(|kv| kv == "target_session_attrs=read-write"));
+    for node in HA_DATA_NODES {
+        assert_eq!(ha.env(node, "PGPORT").as_deref(), Some("5432"), "{node}");
+        assert_eq!(
+            ha.env(node, "PGAF_HOSTNAME").as_deref(),
+            Some(node),
+            "{node}"
+        );
+        assert_eq!(ha.env(node, "PGAF_NAME").as_deref(), Some(node), "{node}");
+    }
+}
+
+/// The data nodes run the db service's settings (both the same: a
+/// failover must not change them), less what pg_auto_failover sets for
+/// replication; durability stays on.
+#[test]
+fn ha_compose_data_nodes_take_the_db_settings_but_replication() {
+    let ha = Compose::load_file(HA_FILE);
+    let single = Compose::load();
+    let want: Vec<(String, String)> = single
+        .postgres_flags()
+        .into_iter()
+        .filter(|(n, _)| !REPLICATION_SETTINGS.contains(&n.as_str()))
+        .collect();
+    for node in HA_DATA_NODES {
+        let got = command_settings(&ha, node);
+        assert_eq!(got, want, "{node}");
+        assert!(
+            got.iter()
+                .any(|(n, v)| n == "synchronous_commit" && v == "on"),
+            "{node}: synchronous_commit=on"
+        );
+        assert_eq!(
+            ha.list(&format!("services.{node}.entrypoint")),
+            ["bash", "/usr/local/bin/pgaf-node", "postgres"]
+        );
+        assert!(
+            ha.list(&format!("services.{node}.volumes"))
+                .contains(&"./sql/init.sql:/flashsale/init.sql:ro"),
+            "{node} mounts init.sql"
+        );
+        assert_eq!(
+            ha.env(node, "PGAF_INIT_SQL").as_deref(),
+            Some("/flashsale/init.sql")
+        );
+        assert_eq!(
+            ha.env(node, "PGAF_MONITOR_HOST").as_deref(),
+            Some("monitor")
+        );
+        // The superuser and database of the single db.
+        for v in ["POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB"] {
+            assert_eq!(ha.env(node, v), single.env("db", v), "{node} {v}");
+        }
+    }
+    assert_eq!(
+        ha.list("services.monitor.entrypoint"),
+        ["bash", "/usr/local/bin/pgaf-node", "monitor"]
+    );
+    // The standby is cloned from the first node: it waits for it.
+    assert_eq!(
+        ha.get("services.db-2.depends_on.db-1.condition"),
+        Some("service_healthy")
+    );
+    assert!(repo().join("sql/pgaf-node").is_file());
+}
+
+#[test]
+fn ha_stack_script_reads_what_this_test_reads() {
+    let compose = Compose::load_file(HA_FILE);
+    assert_stack_reads_as_we_do(&compose, HA_FILE);
+
+    let config = stack(&["config", "--ha"], None);
+    let mut limits = Vec::new();
+    let mut pg_flags = Vec::new();
+    let mut monitor_flags = Vec::new();
+    for line in config.lines() {
+        let mut words = line.split_whitespace();
+        match words.next() {
+            Some("limit") => limits.push(checked_limit(&compose, words)),
+            Some("pg_flag") => pg_flags.push(words.next().unwrap().to_string()),
+            Some("monitor_flag") => monitor_flags.push(words.next().unwrap().to_string()),
+            _ => {}
+        }
+    }
+    assert_eq!(limits, HA_SERVICES, "services, in perf/stack's start order");
+    let as_lines = |v: Vec<(String, String)>| -> Vec<String> {
+        v.into_iter().map(|(n, val)| format!("{n}={val}")).collect()
+    };
+    assert_eq!(pg_flags, as_lines(command_settings(&compose, "db-1")));
+    assert_eq!(
+        monitor_flags,
+        as_lines(command_settings(&compose, "monitor"))
+    );
+    for want in [
+        "init_sql sql/init.sql",
+        "nginx_conf nginx/nginx.conf",
+        "ha_script sql/pgaf-node",
+        "ha_role monitor monitor",
+        "ha_role db-1 postgres",
+        "ha_role db-2 postgres",
+        "pg_user flashsale",
+        "pg_db flashsale",
+    ] {
+        assert!(
+            config.lines().any(|l| l == want),
+            "no `{want}` in:\n{config}"
+        );
+    }
+    // Without --ha it is still docker-compose.yml.
+    let plain = stack(&["config"], None);
+    assert!(plain.lines().any(|l| l.starts_with("limit db ")), "{plain}");
+    assert!(!plain.contains("monitor"), "{plain}");
 }
