@@ -2157,6 +2157,27 @@ fn service_entries(compose: &Compose, name: &str) -> Vec<(String, String)> {
         .collect()
 }
 
+/// Both compose files are valid by the compose specification, as Docker's
+/// own tool reads them (`docker-compose config` needs no engine; tests/run
+/// installs Debian's docker-compose). A file it refuses fails here, with
+/// its reason.
+#[test]
+fn compose_files_are_valid_by_the_compose_specification() {
+    for file in ["docker-compose.yml", HA_FILE] {
+        let out = Command::new("docker-compose")
+            .args(["--file", file, "config", "--quiet"])
+            .current_dir(repo())
+            .stdin(Stdio::null())
+            .output()
+            .expect("docker-compose (apt-get install docker-compose; tests/run does)");
+        assert!(
+            out.status.success(),
+            "docker-compose refuses {file}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
 #[test]
 fn ha_compose_has_the_monitor_two_data_nodes_and_the_challenge_services() {
     let compose = Compose::load_file(HA_FILE);
