@@ -751,9 +751,8 @@ impl Connection {
         }
         Ok(())
     }
-}
 
-impl Connection {
+    /// The server will do: prepare every statement (or be ready at once).
     fn start_preparing(&mut self, ctx: &Context<'_>) -> Result<(), ConnectionError> {
         self.phase = if ctx.statements.is_empty() {
             Phase::Ready
