@@ -289,11 +289,16 @@ impl Compose {
     }
     /// Postgres settings given on the db command line, as name -> value.
     fn postgres_flags(&self) -> Vec<(String, String)> {
-        let args = self.list("services.db.command");
+        self.postgres_flags_of("db")
+    }
+    /// Postgres settings given on a service's command line
+    /// (`[postgres, --name=value | -c name=value ...]`), as name -> value.
+    fn postgres_flags_of(&self, service: &str) -> Vec<(String, String)> {
+        let args = self.list(&format!("services.{service}.command"));
         assert_eq!(
             args.first(),
             Some(&"postgres"),
-            "db command must start with `postgres`"
+            "{service} command must start with `postgres`"
         );
         let mut flags = Vec::new();
         let mut i = 1;
@@ -432,15 +437,10 @@ fn compose_limits_on_every_service_within_the_budget() {
 #[test]
 fn compose_api_instances_differ_only_in_name() {
     let compose = Compose::load();
-    let of = |name: &str| -> Vec<(String, String)> {
-        let prefix = format!("services.{name}.");
-        compose
-            .entries
-            .iter()
-            .filter_map(|(k, v)| Some((k.strip_prefix(&prefix)?.to_string(), v.clone())))
-            .collect()
-    };
-    assert_eq!(of("api-01"), of("api-02"));
+    assert_eq!(
+        service_entries(&compose, "api-01"),
+        service_entries(&compose, "api-02")
+    );
 }
 
 #[test]
@@ -2125,28 +2125,6 @@ const REPLICATION_SETTINGS: [&str; 4] = [
     "synchronous_standby_names",
 ];
 
-/// A service's `command: [postgres, --name=value ...]` as (name, value).
-fn command_settings(compose: &Compose, service: &str) -> Vec<(String, String)> {
-    let args = compose.list(&format!("services.{service}.command"));
-    assert_eq!(
-        args.first(),
-        Some(&"postgres"),
-        "{service}: command must start with `postgres`"
-    );
-    args[1..]
-        .iter()
-        .map(|a| {
-            let setting = a
-                .strip_prefix("--")
-                .unwrap_or_else(|| panic!("{service}: {a:?} is not --name=value"));
-            let (n, v) = setting
-                .split_once('=')
-                .unwrap_or_else(|| panic!("{service}: {a:?} is not --name=value"));
-            (n.to_string(), v.to_string())
-        })
-        .collect()
-}
-
 /// A service's entries with the `services.NAME.` prefix removed.
 fn service_entries(compose: &Compose, name: &str) -> Vec<(String, String)> {
     let prefix = format!("services.{name}.");
@@ -2226,7 +2204,7 @@ fn ha_compose_limits_data_nodes_as_the_db_and_a_small_monitor() {
         "the monitor is small"
     );
     // The monitor's shared_buffers fit its limit with room for backends.
-    let monitor = command_settings(&ha, "monitor");
+    let monitor = ha.postgres_flags_of("monitor");
     let shared = monitor
         .iter()
         .find(|(n, _)| n == "shared_buffers")
@@ -2323,7 +2301,7 @@ fn ha_compose_data_nodes_take_the_db_settings_but_replication() {
         .filter(|(n, _)| !REPLICATION_SETTINGS.contains(&n.as_str()))
         .collect();
     for node in HA_DATA_NODES {
-        let got = command_settings(&ha, node);
+        let got = ha.postgres_flags_of(node);
         assert_eq!(got, want, "{node}");
         assert!(
             got.iter()
@@ -2386,10 +2364,10 @@ fn ha_stack_script_reads_what_this_test_reads() {
     let as_lines = |v: Vec<(String, String)>| -> Vec<String> {
         v.into_iter().map(|(n, val)| format!("{n}={val}")).collect()
     };
-    assert_eq!(pg_flags, as_lines(command_settings(&compose, "db-1")));
+    assert_eq!(pg_flags, as_lines(compose.postgres_flags_of("db-1")));
     assert_eq!(
         monitor_flags,
-        as_lines(command_settings(&compose, "monitor"))
+        as_lines(compose.postgres_flags_of("monitor"))
     );
     for want in [
         "init_sql sql/init.sql",
