@@ -684,30 +684,57 @@ async function cancelOrder(orderId) {
   state.cancelling.add(orderId);
   renderOrders();
   try {
-    const r = await request('POST', `/orders/${encodeURIComponent(orderId)}/cancel`);
-    if (r.status === 200) {
-      const restored = r.data.restored_quantity;
-      showResult('cancelled', order ? `Order cancelled: ${order.quantity} × ${name}.` : 'Order cancelled.',
-        { detail: Number.isInteger(restored) ? `${restored} returned to stock.` : '' });
-    } else if (r.status === 409 && r.data.reason === 'already_cancelled') {
-      showResult('cancelled', `This order of ${name} was already cancelled.`);
-    } else if (r.status === 401) {
+    const path = `/orders/${encodeURIComponent(orderId)}/cancel`;
+    await giveBack(path, { verb: 'cancel', noun: 'order', of: name, list: 'My orders' }, (r) => {
+      if (r.status === 200) {
+        showResult('cancelled', order ? `Order cancelled: ${order.quantity} × ${name}.` : 'Order cancelled.',
+          restoredDetail(r));
+      } else if (r.status === 409 && r.data.reason === 'already_cancelled') {
+        showResult('cancelled', `This order of ${name} was already cancelled.`);
+      } else {
+        return false;
+      }
+      return true;
+    });
+  } finally {
+    rowSettled(() => state.cancelling.delete(orderId), renderOrders, loadOrders);
+  }
+}
+
+// Cancelling an order and releasing a hold: POST `path`. `answer(r)` shows
+// the answers particular to the action and returns false for those every
+// such action shares (401, 403, any other error, no answer), shown here.
+async function giveBack(path, { verb, noun, of, list }, answer) {
+  try {
+    const r = await request('POST', path);
+    if (answer(r)) return;
+    if (r.status === 401) {
       sessionExpired();
     } else if (r.status === 403) {
-      showResult('error', 'You cannot cancel this order: it belongs to another account.');
+      showResult('error', `You cannot ${verb} this ${noun}: it belongs to another account.`);
     } else {
-      showResult('error', `Could not cancel the order of ${name}: ${apiError(r.data, `the server answered ${r.status}`)}`);
+      showResult('error', `Could not ${verb} the ${noun} of ${of}: ${apiError(r.data, `the server answered ${r.status}`)}`);
     }
   } catch {
-    showResult('error', `Could not cancel the order of ${name}: no answer from the shop.`,
-      { detail: 'Check its status in My orders before trying again.' });
-  } finally {
-    state.cancelling.delete(orderId);
-    renderOrders();
-    focusIfLost(ui.resultHeading);
-    loadOrders();
-    refreshSales(true);
+    showResult('error', `Could not ${verb} the ${noun} of ${of}: no answer from the shop.`,
+      { detail: `Check its status in ${list} before trying again.` });
   }
+}
+
+const restoredDetail = (r) => {
+  const restored = r.data.restored_quantity;
+  return { detail: Number.isInteger(restored) ? `${restored} returned to stock.` : '' };
+};
+
+// An action on a row of My orders or My holds is over: the row is idle
+// again (its button was disabled meanwhile, which drops the focus), and
+// the list and the stock are read again.
+function rowSettled(markIdle, render, reload) {
+  markIdle();
+  render();
+  focusIfLost(ui.resultHeading);
+  reload();
+  refreshSales(true);
 }
 
 // -------------------------------------------------------------------- holds
@@ -871,12 +898,7 @@ async function buyHold(holdId) {
     // Shown bought at once; the list reloaded below confirms it.
     if (await placeOrder(body, item)) setHoldStatus(holdId, 'CONSUMED');
   } finally {
-    state.holdBusy.delete(holdId);
-    renderHolds();
-    // The Buy button was disabled while buying, which drops its focus.
-    focusIfLost(ui.resultHeading);
-    loadHolds();
-    refreshSales(true);
+    rowSettled(() => state.holdBusy.delete(holdId), renderHolds, loadHolds);
   }
 }
 
@@ -888,33 +910,23 @@ async function releaseHold(holdId) {
   state.holdBusy.set(holdId, 'releasing');
   renderHolds(null, null);
   try {
-    const r = await request('POST', `/holds/${encodeURIComponent(holdId)}/release`);
-    if (r.status === 200) {
-      setHoldStatus(holdId, 'RELEASED');
-      const restored = r.data.restored_quantity;
-      showResult('released', `Hold released: ${what}.`,
-        { detail: Number.isInteger(restored) ? `${restored} returned to stock.` : '' });
-    } else if (r.status === 409 && r.data.reason === 'hold_expired') {
-      showResult('error', `This hold has expired: ${what} was no longer reserved for you.`);
-    } else if (r.status === 409 && r.data.reason === 'hold_not_active') {
-      showResult('error', `This hold was already bought or released: ${what}.`,
-        { detail: 'Check My orders and My holds.' });
-    } else if (r.status === 401) {
-      sessionExpired();
-    } else if (r.status === 403) {
-      showResult('error', 'You cannot release this hold: it belongs to another account.');
-    } else {
-      showResult('error', `Could not release the hold of ${what}: ${apiError(r.data, `the server answered ${r.status}`)}`);
-    }
-  } catch {
-    showResult('error', `Could not release the hold of ${what}: no answer from the shop.`,
-      { detail: 'Check its status in My holds before trying again.' });
+    const path = `/holds/${encodeURIComponent(holdId)}/release`;
+    await giveBack(path, { verb: 'release', noun: 'hold', of: what, list: 'My holds' }, (r) => {
+      if (r.status === 200) {
+        setHoldStatus(holdId, 'RELEASED');
+        showResult('released', `Hold released: ${what}.`, restoredDetail(r));
+      } else if (r.status === 409 && r.data.reason === 'hold_expired') {
+        showResult('error', `This hold has expired: ${what} was no longer reserved for you.`);
+      } else if (r.status === 409 && r.data.reason === 'hold_not_active') {
+        showResult('error', `This hold was already bought or released: ${what}.`,
+          { detail: 'Check My orders and My holds.' });
+      } else {
+        return false;
+      }
+      return true;
+    });
   } finally {
-    state.holdBusy.delete(holdId);
-    renderHolds();
-    focusIfLost(ui.resultHeading);
-    loadHolds();
-    refreshSales(true);
+    rowSettled(() => state.holdBusy.delete(holdId), renderHolds, loadHolds);
   }
 }
 
